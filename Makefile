@@ -1,0 +1,41 @@
+# lt4rec-tfx: one command to set up and run, one command to test.
+#   make run    build .venv (Python 3.10 + requirements/lock.txt) if needed, run the pipeline on
+#               default synthetic data under runs/default
+#   make test   build .venv if needed, run the test suite (what CI runs)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ROOT ?= runs/default
+# Python 3.10: pyenv's 3.10.13 on these machines, else any python3.10 on PATH.
+PYTHON310 ?= $(shell (command -v pyenv >/dev/null && pyenv prefix 3.10.13 2>/dev/null | sed 's|$$|/bin/python|') || command -v python3.10)
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-slow lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt setup.py
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10"; exit 1; }
+	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements/lock.txt pip setuptools wheel
+	$(PY) -m pip install -c requirements/lock.txt -e '.[test]'
+	$(PY) -m pip check
+	touch $(STAMP)
+
+run: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/lt4rec run --root $(ROOT)
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# Re-resolve the full lock from requirements/requirements.in (needs uv; ~1 minute).
+lock:
+	uv pip compile --python $(PYTHON310) --python-platform x86_64-manylinux_2_28 \
+		requirements/requirements.in -o requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) runs

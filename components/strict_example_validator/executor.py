@@ -1,0 +1,49 @@
+"""Executor: TFX's ExampleValidator, then stop the run if any split has anomalies."""
+import os
+
+from tfx.components.example_validator import executor as tfx_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+
+class DataAnomaliesError(RuntimeError):
+    """The data does not conform to the schema; the message names every feature and anomaly."""
+
+
+class Executor(tfx_executor.Executor):
+    """Validates like ExampleValidator, writes the anomalies artifact, then fails on anomalies."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        result = super().Do(input_dict, output_dict, exec_properties)
+        anomalies = output_dict["anomalies"][0]
+        statistics_uri = input_dict["statistics"][0].uri
+        problems = []
+        for split in artifact_utils.decode_split_names(anomalies.split_names):
+            split_uri = artifact_utils.get_split_uri([anomalies], split)
+            problems += describe_anomalies(split, read_anomalies(split_uri))
+        if problems:
+            raise DataAnomaliesError(
+                "input data does not match the schema (statistics at %s):\n  %s"
+                % (statistics_uri, "\n  ".join(problems)))
+        return result
+
+
+def read_anomalies(split_uri):
+    """Read the Anomalies proto ExampleValidator wrote for one split."""
+    path = os.path.join(split_uri, tfx_executor.DEFAULT_FILE_NAME)
+    return anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+
+
+def describe_anomalies(split, anomalies):
+    """One line per anomalous feature: split, feature, short and long description."""
+    lines = []
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+        reasons = "; ".join(r.description or r.short_description for r in info.reason)
+        lines.append(f"split '{split}': feature '{feature}': "
+                     f"{info.short_description or 'anomaly'} ({reasons or info.description})")
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        lines.append(f"split '{split}': dataset: {info.short_description} ({info.description})")
+    return lines

@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: toy transformed data with planted signal and a small config."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import data, features
+from modules.inputs import TrainingInputs
+from pipeline.config import Config
+
+TOY_VOCAB = 40
+
+
+def toy_arrays(rows, seed):
+    """Transformed-feature arrays (ids, labels) whose labels depend on a few ids."""
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.integers(0, TOY_VOCAB, rows) for name in features.SINGLE_VALUED}
+    arrays.update({name: np.where(rng.random((rows, 4)) < 0.7,
+                                  rng.integers(0, TOY_VOCAB, (rows, 4)), -1)
+                   for name in features.MULTI_VALUED})
+    click_logit = np.where(arrays["FEA_VID"] % 2 == 0, 1.5, -1.5) + rng.normal(0, 0.5, rows)
+    label = (click_logit > 0).astype(np.int64)
+    completion = np.where(arrays["FEA_CP"] % 3 == 0, 0.95, 0.4) * label
+    arrays[features.LABEL] = label
+    arrays[features.CVR_LABEL] = completion.astype(np.float32)
+    arrays[features.CONVERSION] = (completion >= 0.8).astype(np.float32)
+    arrays[features.PCTR_SCORE] = rng.random(rows).astype(np.float32)
+    return arrays
+
+
+def small_config(**overrides):
+    """A config small enough for unit tests (tiny MLP, few rounds)."""
+    base = {"model": {"hidden_units": [16, 8], "embedding_dim": 4, "batch_size": 64,
+                      "learning_rate": 0.01, "seed": 3},
+            "ticket": {"rounds": 2, "final_density": 0.25, "epochs_per_round": 1}}
+    for section, values in overrides.items():
+        base.setdefault(section, {}).update(values)
+    return Config.from_dict(base)
+
+
+@pytest.fixture
+def toy_inputs():
+    """TrainingInputs over toy arrays (600 train rows, 300 eval rows), default strategy."""
+    return TrainingInputs(
+        train=data.InMemoryExamples(toy_arrays(600, seed=1)),
+        evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
+        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
+        strategy=tf.distribute.get_strategy())

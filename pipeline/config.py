@@ -1,0 +1,238 @@
+"""All configuration of lt4rec-tfx in one place.
+
+A `Config` is built from defaults, optionally overlaid with a JSON or YAML file
+(`lt4rec run --config FILE`), and validated before anything runs. Components receive the
+sections they need as JSON strings (`Config.to_json()` / `Config.from_json()`), so every
+process (local, Beam worker, Kubeflow pod) sees the same values.
+"""
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+from modules import features
+
+TASKS = ("ctr", "cvr")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Input data, splits and labels."""
+    synthetic_rows: int = 20000          # rows generated when `lt4rec run` gets no --data
+    synthetic_seed: int = 7
+    eval_fraction_buckets: List[int] = dataclasses.field(default_factory=lambda: [4, 1])
+    cvr_threshold: float = 0.8           # conversion := click and cvrlabel >= threshold
+    max_list_length: int = 8             # multi-valued lists are truncated/padded to this
+
+
+@dataclasses.dataclass
+class VocabConfig:
+    """Transform vocabularies: per-group settings fall back to the defaults."""
+    top_k: Optional[int] = None
+    frequency_threshold: int = 1
+    num_oov_buckets: int = 10
+    per_group: Dict[str, Dict[str, Optional[int]]] = dataclasses.field(default_factory=dict)
+
+    def for_group(self, group):
+        """Return (top_k, frequency_threshold, num_oov_buckets) for a vocabulary group."""
+        over = self.per_group.get(group, {})
+        return (over.get("top_k", self.top_k),
+                over.get("frequency_threshold", self.frequency_threshold),
+                over.get("num_oov_buckets", self.num_oov_buckets))
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The LT4REC network, its losses and its optimizer."""
+    embedding_dim: int = 16
+    hidden_units: List[int] = dataclasses.field(default_factory=lambda: [512, 256, 128])
+    learning_rate: float = 1e-4
+    batch_size: int = 256
+    eval_batch_size: int = 4096
+    focal_alpha: float = 0.75
+    focal_gamma: float = 2.0
+    cvr_loss: str = "mse"                # "mse" on cvrlabel (clicked rows) or "bce" on conversion
+    seed: int = 42
+    devices: List[str] = dataclasses.field(default_factory=list)  # empty: all GPUs, else CPU
+
+
+@dataclasses.dataclass
+class TicketConfig:
+    """Iterative magnitude pruning with rewinding, one ticket per task."""
+    tasks: List[str] = dataclasses.field(default_factory=lambda: list(TASKS))
+    rounds: int = 4                      # pruning rounds after the dense round 0
+    final_density: float = 0.2
+    epochs_per_round: int = 1
+    rewind_step: int = 0                 # 0 rewinds to θ0; k>0 rewinds to step k of round 0
+    min_density: float = 0.0             # rounds sparser than this are not selectable
+    max_density: float = 1.0             # rounds denser than this are not selectable
+    selection_tolerance: float = 0.0     # metrics this close tie; ties go to the sparser mask
+
+    @property
+    def keep_per_round(self):
+        """Fraction of the remaining weights kept by each pruning round."""
+        return self.final_density ** (1.0 / self.rounds)
+
+
+@dataclasses.dataclass
+class MTLConfig:
+    """Masked multi-task training."""
+    epochs: int = 2
+    schedule: str = "round_robin"        # or "proportional"
+    task_probabilities: Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"ctr": 0.5, "cvr": 0.5})
+    loss_weights: Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"ctr": 1.0, "cvr": 1.5})
+    masks: str = "tickets"               # "tickets" (LT4REC) or "ones" (hard-sharing baseline)
+
+
+@dataclasses.dataclass
+class EvalGateConfig:
+    """Evaluator thresholds that decide the blessing (and so the push)."""
+    ctr_auc_lower_bound: float = 0.55
+    cvr_auc_lower_bound: float = 0.55
+    max_auc_regression: float = 0.01     # vs. the latest blessed model
+    slice_features: List[str] = dataclasses.field(default_factory=lambda: ["FEA_ALGID"])
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole pipeline configuration."""
+    pipeline_name: str = "lt4rec"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    vocab: VocabConfig = dataclasses.field(default_factory=VocabConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    ticket: TicketConfig = dataclasses.field(default_factory=TicketConfig)
+    mtl: MTLConfig = dataclasses.field(default_factory=MTLConfig)
+    evaluation: EvalGateConfig = dataclasses.field(default_factory=EvalGateConfig)
+    beam_pipeline_args: List[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=0"])
+
+    def to_json(self):
+        """Serialise to a JSON string (for component execution properties)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build and validate a Config from a (possibly partial) nested dict."""
+        config = _build(cls, values or {}, "")
+        config.validate()
+        return config
+
+    @classmethod
+    def from_json(cls, text):
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path=None, overrides=None):
+        """Defaults, overlaid with a JSON/YAML file and then a dict of overrides."""
+        values = {}
+        if path:
+            if not os.path.isfile(path):
+                raise ConfigError(f"config file not found: {path}")
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+                values = yaml.safe_load(text) or {}
+            else:
+                values = json.loads(text)
+        return cls.from_dict(_merge(values, overrides or {}))
+
+    def validate(self):
+        """Raise ConfigError naming the first invalid field."""
+        _check(0 < self.ticket.final_density <= 1, "ticket.final_density",
+               self.ticket.final_density, "must be in (0, 1]")
+        _check(0 <= self.ticket.min_density <= 1, "ticket.min_density",
+               self.ticket.min_density, "must be in [0, 1]")
+        _check(0 < self.ticket.max_density <= 1, "ticket.max_density",
+               self.ticket.max_density, "must be in (0, 1]")
+        _check(self.ticket.min_density <= self.ticket.max_density, "ticket.min_density",
+               self.ticket.min_density, "must not exceed ticket.max_density")
+        _check(0 < self.data.cvr_threshold <= 1, "data.cvr_threshold",
+               self.data.cvr_threshold, "must be in (0, 1]")
+        for name in ("ticket.rounds", "ticket.epochs_per_round", "mtl.epochs", "model.batch_size",
+                     "model.eval_batch_size", "model.embedding_dim", "data.max_list_length",
+                     "data.synthetic_rows"):
+            section, field = name.split(".")
+            value = getattr(getattr(self, section), field)
+            _check(isinstance(value, int) and value > 0, name, value, "must be a positive integer")
+        _check(self.ticket.rewind_step >= 0, "ticket.rewind_step", self.ticket.rewind_step,
+               "must be >= 0")
+        _check(self.model.hidden_units and all(u > 0 for u in self.model.hidden_units),
+               "model.hidden_units", self.model.hidden_units, "must be positive layer widths")
+        _check(self.model.learning_rate > 0, "model.learning_rate", self.model.learning_rate,
+               "must be > 0")
+        _check(self.model.cvr_loss in ("mse", "bce"), "model.cvr_loss", self.model.cvr_loss,
+               "must be 'mse' or 'bce'")
+        _check(self.mtl.schedule in ("round_robin", "proportional"), "mtl.schedule",
+               self.mtl.schedule, "must be 'round_robin' or 'proportional'")
+        _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
+               "must be 'tickets' or 'ones'")
+        _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
+               "ticket.tasks", self.ticket.tasks, "must be a non-empty list without repeats")
+        for task in self.ticket.tasks:
+            _check(task in TASKS, "ticket.tasks", task, f"unknown task; known tasks: {list(TASKS)}")
+        for field in ("loss_weights", "task_probabilities"):
+            for task, weight in getattr(self.mtl, field).items():
+                _check(task in TASKS, f"mtl.{field}", task,
+                       f"unknown task; known tasks: {list(TASKS)}")
+                _check(weight >= 0, f"mtl.{field}.{task}", weight, "must be >= 0")
+        groups = features.vocabulary_groups()
+        for group, over in self.vocab.per_group.items():
+            _check(group in groups, "vocab.per_group", group,
+                   f"unknown vocabulary group; known: {sorted(groups)}")
+            for key in over:
+                _check(key in ("top_k", "frequency_threshold", "num_oov_buckets"),
+                       f"vocab.per_group.{group}", key, "unknown setting")
+        _check(self.vocab.num_oov_buckets >= 1, "vocab.num_oov_buckets",
+               self.vocab.num_oov_buckets, "must be >= 1 (unseen values need an id)")
+        _check(len(self.data.eval_fraction_buckets) == 2 and
+               all(b > 0 for b in self.data.eval_fraction_buckets),
+               "data.eval_fraction_buckets", self.data.eval_fraction_buckets,
+               "must be two positive hash-bucket counts [train, eval]")
+        for name in ("ctr_auc_lower_bound", "cvr_auc_lower_bound"):
+            value = getattr(self.evaluation, name)
+            _check(0 <= value <= 1, f"evaluation.{name}", value, "must be in [0, 1]")
+        for name in self.evaluation.slice_features:
+            _check(name in features.RAW_FEATURES, "evaluation.slice_features", name,
+                   "is not a raw feature")
+
+
+def _check(ok, field, value, message):
+    if not ok:
+        raise ConfigError(f"invalid configuration: {field} = {value!r} {message}")
+
+
+def _merge(base, over):
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls, values, prefix):
+    if not isinstance(values, dict):
+        raise ConfigError(f"invalid configuration: {prefix or 'config'} must be a mapping")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"invalid configuration: unknown key(s) {unknown} in "
+                          f"{prefix or 'config'}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        field_type = known[name].type
+        if dataclasses.is_dataclass(field_type):
+            kwargs[name] = _build(field_type, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

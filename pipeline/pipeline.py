@@ -1,0 +1,69 @@
+"""The lt4rec TFX pipeline definition (TFX-template style): one `create_pipeline` for every runner."""
+import os
+
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from components.strict_example_validator.component import StrictExampleValidator
+from components.ticket_search.component import TicketSearch
+from pipeline.config import Config
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schema", "schema.pbtxt")
+PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
+
+
+def split_configs(data_root, config):
+    """(input_config, output_config) for ImportExampleGen.
+
+    `data_root/train/` and `data_root/eval/` are used as given (logs split by day); otherwise every
+    file directly under `data_root` is hash-split into train/eval by `data.eval_fraction_buckets`.
+    """
+    if all(tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")):
+        return example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="train/*"),
+            example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
+        ]), None
+    train, evaluation = config.data.eval_fraction_buckets
+    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*")]), \
+        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=evaluation),
+        ]))
+
+
+def create_components(data_root, config):
+    """All pipeline nodes, in dependency order."""
+    input_config, output_config = split_configs(data_root, config)
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=data_root, input_config=input_config, output_config=output_config)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, custom_config={"config": config.to_json()})
+    transform.add_upstream_node(example_validator)   # anomalies stop the run before Transform
+    ticket_search = TicketSearch(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"], config_json=config.to_json())
+    return [example_gen, schema_gen, statistics_gen, example_validator, transform, ticket_search]
+
+
+def create_pipeline(pipeline_root, data_root, config=None, metadata_connection_config=None,
+                    enable_cache=True, beam_pipeline_args=None):
+    """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs."""
+    config = config or Config()
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=create_components(data_root, config),
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None
+        else config.beam_pipeline_args,
+    )

@@ -1,0 +1,167 @@
+"""Tests of the synthetic LT4REC log generator and its agreement with schema/schema.pbtxt."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from sklearn.metrics import roc_auc_score
+
+from modules import features
+from pipeline import synthetic_data
+
+ROWS = 2000
+SEED = 11
+SCHEMA = os.path.join(os.path.dirname(__file__), os.pardir, "schema", "schema.pbtxt")
+ONE_VALUE = features.SINGLE_VALUED + (features.LABEL, features.CVR_LABEL, features.PCTR,
+                                      features.SEQNUM)
+# (min, mean, max) list lengths measured on the real LT4REC data.
+REAL_LENGTHS = {
+    "FEA_SIKEYWORD": (1, 7.3, 8), "FEA_STAG": (1, 4.3, 6), "FEA_IXFTAG": (1, 5.6, 6),
+    "FEA_IKEYWORD": (2, 7.6, 8), "FEA_UCAT": (1, 3.7, 6),
+}
+
+
+def _read(paths):
+    records = tf.data.TFRecordDataset(paths, compression_type="GZIP")
+    return [tf.train.Example.FromString(r) for r in records.as_numpy_iterator()]
+
+
+def _values(feature):
+    return getattr(feature, feature.WhichOneof("kind")).value
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthetic_data.write_dataset(str(tmp_path_factory.mktemp("data")), ROWS, SEED, shards=2)
+
+
+@pytest.fixture(scope="module")
+def parsed(dataset):
+    return _read(dataset)
+
+
+@pytest.fixture(scope="module")
+def large():
+    return synthetic_data.simulate(20000, SEED)
+
+
+def test_shards_are_named_and_hold_every_row(dataset, parsed):
+    assert [os.path.basename(p) for p in dataset] == [
+        "data-00000-of-00002.tfrecord.gz", "data-00001-of-00002.tfrecord.gz"]
+    assert len(parsed) == ROWS
+
+
+def test_every_example_has_exactly_the_raw_features_with_their_kinds(parsed):
+    kinds = {name: "bytes_list" for name in features.RAW_FEATURES}
+    kinds.update({features.LABEL: "int64_list", features.CVR_LABEL: "float_list"})
+    for example in parsed:
+        feature = example.features.feature
+        assert set(feature) == set(features.RAW_FEATURES)
+        assert {name: f.WhichOneof("kind") for name, f in feature.items()} == kinds
+        assert all(len(_values(feature[name])) == 1 for name in ONE_VALUE)
+
+
+def test_list_lengths_match_the_real_data(parsed, large):
+    for name, (low, mean, high) in REAL_LENGTHS.items():
+        lengths = np.array([len(_values(e.features.feature[name])) for e in parsed])
+        assert low <= lengths.min() and lengths.max() <= high, name
+        large_mean = np.mean([len(values) for values in large.columns[name]])
+        assert abs(large_mean - mean) < 0.2, (name, large_mean)
+
+
+def test_features_of_a_shared_vocabulary_share_values():
+    columns = synthetic_data.generate(ROWS, SEED)
+    seen = {name: {v for row in columns[name] for v in (row if isinstance(row, tuple) else [row])}
+            for name in features.STRING_FEATURES}
+    for members in features.SHARED_VOCABULARIES.values():
+        for name in members:
+            others = set().union(*(seen[m] for m in members if m != name))
+            assert seen[name] - {features.MISSING.encode()} & others, name
+
+
+def test_data_conforms_to_the_schema(dataset):
+    schema = tfdv.load_schema_text(SCHEMA)
+    assert {f.name for f in schema.feature} == set(features.RAW_FEATURES)
+    pattern = os.path.join(os.path.dirname(dataset[0]), "*.tfrecord.gz")
+    stats = tfdv.generate_statistics_from_tfrecord(data_location=pattern)
+    assert stats.datasets[0].num_examples == ROWS
+    anomalies = tfdv.validate_statistics(stats, schema, environment="TRAINING")
+    assert not anomalies.anomaly_info, anomalies
+
+
+def test_label_rates_and_cvrlabel_range(large):
+    label = np.array(large.columns[features.LABEL])
+    cvrlabel = np.array(large.columns[features.CVR_LABEL])
+    clicked = label == 1
+    assert set(label) == {0, 1}
+    assert 0.30 <= clicked.mean() <= 0.48
+    assert np.all(cvrlabel[~clicked] == 0.0)
+    assert np.all((cvrlabel[clicked] > 0.0) & (cvrlabel[clicked] <= 1.0))
+    assert np.median(cvrlabel[clicked]) == 1.0
+    assert 0.55 <= (cvrlabel[clicked] >= 0.8).mean() <= 0.80
+
+
+def test_latent_logits_are_predictive(large):
+    label = np.array(large.columns[features.LABEL])
+    clicked = label == 1
+    converted = np.array(large.columns[features.CVR_LABEL])[clicked] >= 0.8
+    assert roc_auc_score(label, large.click_logit) >= 0.75
+    assert roc_auc_score(converted, large.completion_logit[clicked]) >= 0.70
+    pctr = np.array([float(p) for p in large.columns[features.PCTR]])
+    assert roc_auc_score(label, pctr) >= 0.70
+
+
+def _rates(columns, mask):
+    label = np.array(columns[features.LABEL])
+    cvrlabel = np.array(columns[features.CVR_LABEL])
+    return label[mask].mean(), (cvrlabel[mask & (label == 1)] >= 0.8).mean()
+
+
+def test_cover_quality_raises_clicks_but_lowers_completion(large):
+    cover = np.array(large.columns["FEA_COVERQUALITY"])
+    plain_ctr, plain_cvr = _rates(large.columns, cover == b"0")
+    clickbait_ctr, clickbait_cvr = _rates(large.columns, cover == b"3")
+    assert clickbait_ctr > plain_ctr + 0.1
+    assert clickbait_cvr < plain_cvr - 0.1
+
+
+def test_long_videos_lower_completion_but_not_clicks(large):
+    duration = np.array([int(d) for d in large.columns["FEA_DURATION"]])
+    short_ctr, short_cvr = _rates(large.columns, duration <= 60)
+    long_ctr, long_cvr = _rates(large.columns, duration >= 240)
+    assert long_cvr < short_cvr - 0.1
+    assert abs(long_ctr - short_ctr) < 0.05
+
+
+def test_requests_share_one_user():
+    columns = synthetic_data.generate(ROWS, SEED)
+    users = {}
+    for request, user in zip(columns[features.SEQNUM], columns["FEA_UID"]):
+        assert users.setdefault(request, user) == user
+    assert len(users) < ROWS / 2
+
+
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path):
+    first = list(synthetic_data.examples(300, SEED))
+    assert first == list(synthetic_data.examples(300, SEED))
+    assert first != list(synthetic_data.examples(300, SEED + 1))
+    files = [synthetic_data.write_dataset(str(tmp_path / d), 300, SEED)[0] for d in ("a", "b")]
+    with open(files[0], "rb") as a, open(files[1], "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_splits_write_train_and_eval_by_request_without_temp_files(tmp_path):
+    paths = synthetic_data.write_dataset(str(tmp_path), 1000, SEED, splits=True)
+    assert sorted(os.listdir(tmp_path)) == ["eval", "train"]
+    assert sorted(os.path.relpath(p, tmp_path) for p in paths) == [
+        os.path.join(split, "data-00000-of-00001.tfrecord.gz") for split in ("eval", "train")]
+    assert all(os.listdir(tmp_path / split) == ["data-00000-of-00001.tfrecord.gz"]
+               for split in ("eval", "train"))
+    train, evaluation = (_read([str(tmp_path / s / "data-00000-of-00001.tfrecord.gz")])
+                         for s in ("train", "eval"))
+    assert len(train) + len(evaluation) == 1000
+    assert 0.1 <= len(evaluation) / 1000 <= 0.3
+    requests = [{_values(e.features.feature[features.SEQNUM])[0] for e in part}
+                for part in (train, evaluation)]
+    assert not requests[0] & requests[1]
