@@ -45,3 +45,16 @@ def toy_inputs():
         evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
         vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
         strategy=tf.distribute.get_strategy())
+
+
+def tiny_pipeline_config(**overrides):
+    """Whole-pipeline config for CI: small data, small MLP, in-process Beam, reachable gates."""
+    base = {"data": {"synthetic_rows": 800},
+            "model": {"hidden_units": [32, 16], "batch_size": 64, "learning_rate": 0.003},
+            "ticket": {"rounds": 2, "final_density": 0.3},
+            "evaluation": {"ctr_auc_lower_bound": 0.0, "cvr_auc_lower_bound": 0.0,
+                           "max_auc_regression": 1.0},
+            "beam_pipeline_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"]}
+    for section, values in overrides.items():
+        base.setdefault(section, {}).update(values)
+    return Config.from_dict(base)

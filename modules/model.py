@@ -76,17 +76,26 @@ class LT4RecNetwork(keras.Model):
                 columns.append(table(tf.reshape(ids, [-1])))
         return tf.stack(columns, axis=1)
 
-    def hidden(self, inputs, masks=None):
-        """Last hidden layer, through `masks` (one per kernel) when given."""
+    def effective_kernels(self, masks=None):
+        """The MLP kernels as the forward pass sees them: kernel * mask when masks are given."""
+        if masks is None:
+            return list(self.kernels)
+        return [kernel * mask for kernel, mask in zip(self.kernels, masks)]
+
+    def hidden(self, inputs, kernels):
+        """Last hidden layer, computed with the given (effective) MLP `kernels`."""
         emb = self.embed(inputs)
         interactions = tf.matmul(emb, emb, transpose_b=True)
         x = tf.concat([tf.reshape(emb, [tf.shape(emb)[0], -1]),
                        tf.reshape(interactions, [tf.shape(emb)[0], -1])], axis=1)
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            effective = kernel if masks is None else kernel * masks[i]
-            x = tf.nn.relu(tf.matmul(x, effective) + bias)
+        for kernel, bias in zip(kernels, self.biases):
+            x = tf.nn.relu(tf.matmul(x, kernel) + bias)
         return x
+
+    def logit(self, inputs, task, kernels):
+        """Logit [batch] of `task` computed with the given effective MLP `kernels`."""
+        return tf.squeeze(self.heads[task](self.hidden(inputs, kernels)), axis=1)
 
     def call(self, inputs, task=None, masks=None):
         """Logit [batch] of one task (through that task's masks)."""
-        return tf.squeeze(self.heads[task](self.hidden(inputs, masks)), axis=1)
+        return self.logit(inputs, task, self.effective_kernels(masks))

@@ -1,4 +1,4 @@
-"""The `lt4rec` command: run the pipeline, generate synthetic data."""
+"""The `lt4rec` command: run the pipeline, score with a pushed model, generate synthetic data."""
 import argparse
 import logging
 import os
@@ -19,6 +19,12 @@ def _parser():
     run.add_argument("--config", help="JSON or YAML file overriding the defaults")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
 
+    predict = sub.add_parser("predict", help="score TFRecords with a pushed model (JSON lines)")
+    predict.add_argument("--model", required=True,
+                         help="serving directory (latest version is used) or a version directory")
+    predict.add_argument("--data", required=True, help="TFRecord file or glob (.gz = gzip)")
+    predict.add_argument("--out", help="output file (default: stdout)")
+
     synth = sub.add_parser("synth", help="write deterministic synthetic LT4REC TFRecords")
     synth.add_argument("--out", required=True)
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
@@ -34,6 +40,8 @@ def main(argv=None):
     try:
         if args.command == "synth":
             return _synth(args)
+        if args.command == "predict":
+            return _predict(args)
         return _run(args)
     except ConfigError as error:
         print(f"lt4rec: {error}", file=sys.stderr)
@@ -48,6 +56,17 @@ def _synth(args):
     return 0
 
 
+def _predict(args):
+    from pipeline import serving
+    try:
+        count = serving.predict_files(args.model, args.data, args.out)
+    except (FileNotFoundError, KeyError) as error:
+        print(f"lt4rec: {error}", file=sys.stderr)
+        return 1
+    print(f"scored {count} examples", file=sys.stderr)
+    return 0
+
+
 def _run(args):
     config = Config.load(args.config)
     data = args.data or _default_data(args.root, config)
@@ -57,6 +76,7 @@ def _run(args):
     try:
         outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache)
     except Exception as error:  # the failing component's own message is what the user needs
+        logging.exception("pipeline run failed")
         print(f"lt4rec: pipeline run failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(summary.render(summary.build(outputs, local_runner.RunLayout(args.root), config)))

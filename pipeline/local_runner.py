@@ -29,7 +29,8 @@ def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None
     layout = RunLayout(root)
     os.makedirs(layout.root, exist_ok=True)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(
-        pipeline_root=layout.pipeline_root, data_root=os.path.abspath(data_root), config=config,
+        pipeline_root=layout.pipeline_root, data_root=os.path.abspath(data_root),
+        serving_dir=layout.serving_dir, config=config,
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,
         beam_pipeline_args=beam_pipeline_args))
     return mlmd.latest_outputs(layout.connection(), config.pipeline_name)

@@ -5,9 +5,13 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
+from components.atomic_pusher.component import AtomicPusher
+from components.mtl_trainer.component import MTLTrainer
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from pipeline.config import Config
+from pipeline.fingerprint import code_fingerprint
+from pipeline.evaluation import eval_config
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema", "schema.pbtxt")
@@ -33,9 +37,10 @@ def split_configs(data_root, config):
         ]))
 
 
-def create_components(data_root, config):
+def create_components(data_root, serving_dir, config):
     """All pipeline nodes, in dependency order."""
     input_config, output_config = split_configs(data_root, config)
+    code = code_fingerprint()
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
@@ -45,23 +50,44 @@ def create_components(data_root, config):
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config={"config": config.to_json()})
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"config": config.to_json(), "code_fingerprint": code})
     transform.add_upstream_node(example_validator)   # anomalies stop the run before Transform
     ticket_search = TicketSearch(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"], config_json=config.to_json())
-    return [example_gen, schema_gen, statistics_gen, example_validator, transform, ticket_search]
+        schema=schema_gen.outputs["schema"], config_json=config.to_json(), code_fingerprint=code)
+    trainer = MTLTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"], masks=ticket_search.outputs["masks"],
+        config_json=config.to_json(), code_fingerprint=code)
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"], schema=schema_gen.outputs["schema"],
+        eval_config=eval_config(config.evaluation),
+        example_splits=["eval"])
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+    return [example_gen, schema_gen, statistics_gen, example_validator, transform, ticket_search,
+            trainer, baseline, evaluator, pusher]
 
 
-def create_pipeline(pipeline_root, data_root, config=None, metadata_connection_config=None,
-                    enable_cache=True, beam_pipeline_args=None):
+def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
+                    metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None):
     """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs."""
     config = config or Config()
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(data_root, config),
+        components=create_components(data_root, serving_dir, config),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None

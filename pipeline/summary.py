@@ -1,32 +1,104 @@
-"""The end-of-run summary: printed by `lt4rec run` and written to `<root>/summary.json`."""
+"""The end-of-run summary: printed by `lt4rec run` and written to `<root>/summary.json`.
+
+Keys: per task (`ctr`, `cvr`) `dense_auc` (ticket search round 0), `ticket_auc` (chosen round),
+`mtl_auc` (masked MTL model), `density` (chosen mask); plus `ctcvr_auc`, `pctr_reference_auc`,
+`overlap`, `blessed`, `pushed_model` and where the artifacts are.
+"""
 import json
 import os
 
+import tensorflow as tf
+
+TASKS = ("ctr", "cvr")
+
+
+def _artifact(outputs, node, key):
+    artifacts = outputs.get(node, {}).get(key, [])
+    return artifacts[0] if artifacts else None
+
 
 def _uri(outputs, node, key):
-    artifacts = outputs.get(node, {}).get(key, [])
-    return artifacts[0].uri if artifacts else None
+    artifact = _artifact(outputs, node, key)
+    return artifact.uri if artifact else None
+
+
+def _property(artifact, name):
+    if artifact is None or name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    return value.string_value or value.int_value or value.double_value
+
+
+def _json(directory, name):
+    path = directory and os.path.join(directory, name)
+    if not path or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def build(outputs, layout, config):
     """Collect the run's results from its MLMD outputs and write `summary.json`."""
     transform_graph = _uri(outputs, "Transform", "transform_graph")
+    tickets = _json(_uri(outputs, "TicketSearch", "masks"), "ticket_report.json")
+    training = _json(_uri(outputs, "MTLTrainer", "model_run"), "training_report.json")
     result = {
         "transformed_examples": _uri(outputs, "Transform", "transformed_examples"),
         "vocabularies": transform_graph and os.path.join(transform_graph, "transform_fn", "assets"),
+        "ticket_search": _uri(outputs, "TicketSearch", "masks"),
+        "model": _uri(outputs, "MTLTrainer", "model"),
+        "evaluation": _uri(outputs, "Evaluator", "evaluation"),
     }
-    with open(layout.summary_path + ".tmp", "w", encoding="utf-8") as f:
+    for task in TASKS:
+        ticket = (tickets or {}).get("tasks", {}).get(task)
+        result[task] = {
+            "dense_auc": ticket and ticket["dense_metric"],
+            "ticket_auc": ticket and ticket["chosen_metric"],
+            "ticket_round": ticket and ticket["chosen_round"],
+            "density": ticket and ticket["chosen_density"],
+            "mtl_auc": training and training["eval_auc"][task],
+        }
+    if tickets:
+        overlap = tickets["overlap"]
+        result["overlap"] = {k: overlap.get(k) for k in
+                             ("jaccard", "shared_fraction_of_total", "shared", "union", "total")}
+    if training:
+        result["ctcvr_auc"] = training["eval_auc"]["ctcvr"]
+        result["pctr_reference_auc"] = training.get("pctr_reference_auc")
+    blessing = _artifact(outputs, "Evaluator", "blessing")
+    pushed = _artifact(outputs, "AtomicPusher", "pushed_model")
+    result["blessed"] = bool(_property(blessing, "blessed")) if blessing else None
+    result["pushed_model"] = (_property(pushed, "pushed_destination")
+                              if pushed and _property(pushed, "pushed") else None)
+    tmp = layout.summary_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2, sort_keys=True)
-    os.replace(layout.summary_path + ".tmp", layout.summary_path)
+    os.replace(tmp, layout.summary_path)
     result["summary_path"] = layout.summary_path
     return result
 
 
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
 def render(result):
-    """Human-readable summary lines."""
-    return "\n".join([
-        "lt4rec run finished.",
-        f"  transformed examples: {result['transformed_examples']}",
-        f"  vocabularies:         {result['vocabularies']}",
-        f"  summary:              {result['summary_path']}",
-    ])
+    """Human-readable summary table."""
+    lines = ["lt4rec run finished.",
+             "  AUC (eval)   dense round 0   chosen ticket   masked MTL   ticket density"]
+    for task in TASKS:
+        r = result.get(task, {})
+        lines.append(f"  {task.upper():<12} {_fmt(r.get('dense_auc')):>13}   "
+                     f"{_fmt(r.get('ticket_auc')):>13}   {_fmt(r.get('mtl_auc')):>10}   "
+                     f"{_fmt(r.get('density')):>14}")
+    if "ctcvr_auc" in result:
+        lines.append(f"  CTCVR AUC (MTL): {_fmt(result['ctcvr_auc'])}   production pctr CTR AUC: "
+                     f"{_fmt(result.get('pctr_reference_auc'))}")
+    if "overlap" in result:
+        lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
+                     f"{result['overlap']['shared']} of {result['overlap']['total']} connections")
+    lines += [f"  blessed: {result.get('blessed')}   pushed model: {result.get('pushed_model')}",
+              f"  transformed examples: {result['transformed_examples']}",
+              f"  vocabularies:         {result['vocabularies']}",
+              f"  summary:              {os.path.abspath(result.get('summary_path', ''))}"]
+    return "\n".join(lines)

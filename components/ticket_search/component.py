@@ -15,7 +15,11 @@ from components.ticket_search import executor
 class TicketSearchSpec(types.ComponentSpec):
     """Parameters, inputs and outputs of TicketSearch."""
 
-    PARAMETERS = {"config": component_spec.ExecutionParameter(type=str)}
+    PARAMETERS = {
+        "config": component_spec.ExecutionParameter(type=str),
+        # Changes whenever our code changes, so TFX's cache never reuses stale results.
+        "code_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {
         "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
         "transform_graph": component_spec.ChannelParameter(
@@ -34,9 +38,9 @@ class TicketSearch(base_component.BaseComponent):
     SPEC_CLASS = TicketSearchSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, examples, transform_graph, schema, config_json):
+    def __init__(self, examples, transform_graph, schema, config_json, code_fingerprint=None):
         """`config_json` is `Config.to_json()`; its `ticket` and `model` sections apply."""
         super().__init__(spec=TicketSearchSpec(
             examples=examples, transform_graph=transform_graph, schema=schema,
-            config=config_json, masks=types.Channel(type=TaskMasks),
+            config=config_json, code_fingerprint=code_fingerprint, masks=types.Channel(type=TaskMasks),
             model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -1,0 +1,47 @@
+"""MTLTrainer: train one shared LT4REC network through the per-task ticket masks and export it.
+
+Inputs: transformed examples, transform graph, schema and the TicketSearch `masks`. Outputs: the
+standard `Model` artifact (`Format-Serving/` SavedModel with `serving_default` and
+`transform_features` signatures) and `model_run` (TensorBoard logs, `training_report.json`).
+"""
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import component_spec, standard_artifacts
+
+from components.artifacts import TaskMasks
+from components.mtl_trainer import executor
+
+
+class MTLTrainerSpec(types.ComponentSpec):
+    """Parameters, inputs and outputs of MTLTrainer."""
+
+    PARAMETERS = {
+        "config": component_spec.ExecutionParameter(type=str),
+        # Changes whenever our code changes, so TFX's cache never reuses stale results.
+        "code_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        "transform_graph": component_spec.ChannelParameter(
+            type=standard_artifacts.TransformGraph),
+        "schema": component_spec.ChannelParameter(type=standard_artifacts.Schema),
+        "masks": component_spec.ChannelParameter(type=TaskMasks),
+    }
+    OUTPUTS = {
+        "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+        "model_run": component_spec.ChannelParameter(type=standard_artifacts.ModelRun),
+    }
+
+
+class MTLTrainer(base_component.BaseComponent):
+    """Masked multi-task training from θ0 with per-task optimizers; exports a serving model."""
+
+    SPEC_CLASS = MTLTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, examples, transform_graph, schema, masks, config_json, code_fingerprint=None):
+        """`config_json` is `Config.to_json()`; its `mtl` and `model` sections apply."""
+        super().__init__(spec=MTLTrainerSpec(
+            examples=examples, transform_graph=transform_graph, schema=schema, masks=masks,
+            config=config_json, code_fingerprint=code_fingerprint, model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -1,0 +1,90 @@
+"""Score with a pushed model the way TF Serving does, and the `lt4rec predict` command.
+
+TF Serving loads a SavedModel version directory into a session (tag `serve`), looks up the
+requested SignatureDef and runs its input/output tensors. `ServingSession` does the same from
+Python and speaks `tensorflow_serving.apis.predict_pb2` PredictRequest/PredictResponse.
+"""
+import json
+import os
+import sys
+
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+
+def latest_version(model_dir):
+    """`model_dir` itself if it holds a SavedModel, else its highest numeric version directory."""
+    if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
+        return model_dir
+    versions = [int(v.rstrip("/")) for v in tf.io.gfile.listdir(model_dir)
+                if v.rstrip("/").isdigit()] if tf.io.gfile.isdir(model_dir) else []
+    if not versions:
+        raise FileNotFoundError(f"no SavedModel or numeric version directory in {model_dir}")
+    return os.path.join(model_dir, str(max(versions)))
+
+
+class ServingSession:
+    """A SavedModel loaded into a TF1 session by tag, run through a SignatureDef."""
+
+    def __init__(self, model_dir):
+        self.path = latest_version(model_dir)
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], self.path)
+        self.signatures = dict(meta_graph.signature_def)
+
+    def predict(self, request):
+        """Run a PredictRequest; returns a PredictResponse (like TF Serving's Predict RPC)."""
+        name = request.model_spec.signature_name or "serving_default"
+        if name not in self.signatures:
+            raise KeyError(f"signature '{name}' not in {sorted(self.signatures)}")
+        signature = self.signatures[name]
+        feeds = {signature.inputs[key].name: tf.make_ndarray(proto)
+                 for key, proto in request.inputs.items()}
+        keys = list(request.output_filter) or sorted(signature.outputs)
+        values = self.session.run([signature.outputs[k].name for k in keys], feed_dict=feeds)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        for key, value in zip(keys, values):
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    def score(self, serialized_examples):
+        """{output: numpy array} for a list of serialized tf.Examples."""
+        response = self.predict(make_request(serialized_examples))
+        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+
+def make_request(serialized_examples, signature="serving_default", model="lt4rec"):
+    """A PredictRequest carrying serialized tf.Examples as the `examples` input."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    request.inputs["examples"].CopyFrom(
+        tf.make_tensor_proto(list(serialized_examples), dtype=tf.string))
+    return request
+
+
+def predict_files(model_dir, pattern, out=None, batch_size=256):
+    """Score every example of gzip/plain TFRecord files matching `pattern`; JSON lines out."""
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no files match {pattern}")
+    session = ServingSession(model_dir)
+    stream = open(out, "w", encoding="utf-8") if out else sys.stdout
+    count = 0
+    try:
+        for path in files:
+            compression = "GZIP" if path.endswith(".gz") else ""
+            dataset = tf.data.TFRecordDataset(path, compression_type=compression).batch(batch_size)
+            for batch in dataset:
+                scores = session.score(batch.numpy().tolist())
+                for i in range(len(batch)):
+                    stream.write(json.dumps({k: float(v[i]) for k, v in sorted(scores.items())})
+                                 + "\n")
+                count += len(batch)
+    finally:
+        if out:
+            stream.close()
+    return count
