@@ -12,7 +12,9 @@ def _auc_with_gate(lower_bound, max_regression):
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -max_regression}))
-    return tfma.MetricConfig(class_name="AUC", threshold=threshold)
+    # Gate on the overall slice only; per-slice AUCs (small slices) are reported, not gated.
+    return tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)])
 
 
 def _descriptive():
