@@ -131,3 +131,14 @@ def test_unreachable_gate_blesses_nothing_and_pushes_nothing(run):
     assert sorted(os.listdir(run["layout"].serving_dir)) == before
     pushed = outputs["AtomicPusher"]["pushed_model"][0]
     assert pushed.custom_properties["pushed"].int_value == 0
+
+
+def test_masks_are_baked_into_the_exported_per_task_kernels(run):
+    from modules import masks as masks_lib
+    ticket_masks = masks_lib.load(run["outputs"]["TicketSearch"]["masks"][0].uri)
+    loaded = tf.saved_model.load(run["summary"]["pushed_model"])
+    for task in ("ctr", "cvr"):
+        for mask, kernel in zip(ticket_masks[task], loaded.task_kernels[task]):
+            value = kernel.numpy()
+            assert np.all(value[~mask] == 0.0)
+            assert np.count_nonzero(value[mask]) == int(mask.sum())
