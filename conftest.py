@@ -58,3 +58,17 @@ def tiny_pipeline_config(**overrides):
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)
     return Config.from_dict(base)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One whole-pipeline run on 800 synthetic rows, shared by the tests that read its artifacts."""
+    from pipeline import local_runner, summary, synthetic_data
+    root = tmp_path_factory.mktemp("tiny_run")
+    data_dir = root / "data"
+    synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
+    config = tiny_pipeline_config()
+    outputs = local_runner.run(str(data_dir), str(root), config)
+    layout = local_runner.RunLayout(str(root))
+    return {"root": root, "data": data_dir, "outputs": outputs, "layout": layout,
+            "summary": summary.build(outputs, layout, config), "config": config}

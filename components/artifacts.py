@@ -5,4 +5,6 @@ from tfx.types import artifact
 class TaskMasks(artifact.Artifact):
     """One lottery-ticket mask per task (`masks/<task>.npz`), θ0 (`theta0/`) and the search report."""
 
-    TYPE_NAME = "TaskMasks"
+    # Kubeflow v2 recovers custom artifact classes from the type name, read as "<module>.<Class>"
+    # (one dot): `components.TaskMasks` is importable because components/__init__.py exports it.
+    TYPE_NAME = "components.TaskMasks"

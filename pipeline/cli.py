@@ -2,7 +2,7 @@
 import argparse
 import logging
 import os
-import shutil
+import re
 import sys
 
 from pipeline.config import Config, ConfigError
@@ -25,6 +25,20 @@ def _parser():
     predict.add_argument("--data", required=True, help="TFRecord file or glob (.gz = gzip)")
     predict.add_argument("--out", help="output file (default: stdout)")
 
+    kf = sub.add_parser("kubeflow", help="compile for / submit to Kubeflow Pipelines 2.x")
+    kf.add_argument("action", choices=["compile", "submit"])
+    kf.add_argument("--config", help="JSON or YAML file overriding the defaults")
+    kf.add_argument("--spec", default="lt4rec_pipeline.json",
+                    help="compiled pipeline spec to write (compile) or upload (submit)")
+    for flag, help_text in (("image", "container image for every component"),
+                            ("pipeline-root", "object store URI for artifacts"),
+                            ("data-root", "input TFRecords URI"),
+                            ("serving-dir", "push destination URI"),
+                            ("endpoint", "Kubeflow Pipelines API host"),
+                            ("namespace", "Kubernetes namespace")):
+        kf.add_argument(f"--{flag}", help=help_text)
+    kf.add_argument("--gpus", type=int, help="GPUs per trainer step (0: none)")
+
     synth = sub.add_parser("synth", help="write deterministic synthetic LT4REC TFRecords")
     synth.add_argument("--out", required=True)
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
@@ -42,6 +56,8 @@ def main(argv=None):
             return _synth(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command == "kubeflow":
+            return _kubeflow(args)
         return _run(args)
     except ConfigError as error:
         print(f"lt4rec: {error}", file=sys.stderr)
@@ -67,32 +83,93 @@ def _predict(args):
     return 0
 
 
+def _kubeflow(args):
+    overrides = {key: getattr(args, attr) for key, attr in (
+        ("image", "image"), ("pipeline_root", "pipeline_root"), ("data_root", "data_root"),
+        ("serving_dir", "serving_dir"), ("endpoint", "endpoint"), ("namespace", "namespace"),
+        ("trainer_gpus", "gpus")) if getattr(args, attr) is not None}
+    config = Config.load(args.config, {"kubeflow": overrides})
+    if args.action == "compile":
+        from kubeflow import runner
+        directory, name = os.path.split(os.path.abspath(args.spec))
+        print(f"wrote {runner.compile_spec(config, directory, name)}")
+        return 0
+    from kubeflow import submit
+    print(f"submitted run {submit.submit(args.spec, config)} to {config.kubeflow.endpoint}")
+    return 0
+
+
 def _run(args):
+    from pipeline import local_runner, summary
     config = Config.load(args.config)
-    data = args.data or _default_data(args.root, config)
+    data = args.data or local_runner.default_data(args.root, config)
     if not os.path.isdir(data):
         raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
-    from pipeline import local_runner, summary
+    input_files(data, config)
+    layout = local_runner.RunLayout(args.root)
     try:
         outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache)
     except Exception as error:  # the failing component's own message is what the user needs
         logging.exception("pipeline run failed")
-        print(f"lt4rec: pipeline run failed: {type(error).__name__}: {error}", file=sys.stderr)
+        node = _failed_node(layout)
+        unreadable = unreadable_input(data, config) if node == "ImportExampleGen" else None
+        reason = (f"input file {unreadable[0]} is not a readable TFRecord: {unreadable[1]}"
+                  if unreadable else f"{type(error).__name__}: {error}")
+        print(f"lt4rec: pipeline run failed{f' in {node}' if node else ''}: {reason}",
+              file=sys.stderr)
         return 1
-    print(summary.render(summary.build(outputs, local_runner.RunLayout(args.root), config)))
+    print(summary.render(summary.build(outputs, layout, config)))
     return 0
 
 
-def _default_data(root, config):
-    """Generate (once) the default synthetic data set under the run root."""
-    from pipeline import synthetic_data
-    rows, seed = config.data.synthetic_rows, config.data.synthetic_seed
-    out = os.path.join(os.path.abspath(root), "data", f"synthetic-{rows}-seed{seed}")
-    if not os.path.isdir(out):
-        shutil.rmtree(out + ".partial", ignore_errors=True)
-        synthetic_data.write_dataset(out + ".partial", rows=rows, seed=seed)
-        os.replace(out + ".partial", out)
-    return out
+def input_files(data, config):
+    """{split pattern: files} ImportExampleGen will read under `data`; ConfigError if one is empty."""
+    import tensorflow as tf
+    from pipeline.pipeline import split_configs
+    input_config, _ = split_configs(data, config)
+    found = {}
+    for split in input_config.splits:
+        found[split.pattern] = sorted(path for path in tf.io.gfile.glob(
+            os.path.join(data, split.pattern)) if not tf.io.gfile.isdir(path))
+        if not found[split.pattern]:
+            raise ConfigError(f"invalid input: --data {data!r} has no input files matching "
+                              f"{split.pattern!r}")
+    return found
+
+
+def unreadable_input(data, config):
+    """(path, reason) of the first input file that is not a readable TFRecord, else None.
+
+    Files are read with the compression ImportExampleGen infers from their name (`.gz`: gzip).
+    Called after ImportExampleGen failed: its own error does not say which file was bad.
+    """
+    import tensorflow as tf
+    for files in input_files(data, config).values():
+        for path in files:
+            dataset = tf.data.TFRecordDataset(
+                path, compression_type="GZIP" if path.endswith(".gz") else "")
+            try:
+                for _ in dataset.batch(4096):
+                    pass
+            except tf.errors.OpError as error:
+                return path, re.sub(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$", "",
+                                    error.message, flags=re.S)
+    return None
+
+
+def _failed_node(layout):
+    """Node id of the last execution in the run's MLMD store if it failed, else None."""
+    if not os.path.exists(layout.metadata_path):
+        return None
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    store = metadata_store.MetadataStore(layout.connection())
+    executions = store.get_executions()
+    last = max(executions, key=lambda e: e.id) if executions else None
+    if last is None or last.last_known_state != metadata_store_pb2.Execution.FAILED:
+        return None
+    nodes = [c.name for c in store.get_contexts_by_execution(last.id) if c.type == "node"]
+    return nodes[0].split(".", 1)[-1] if nodes else None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ process (local, Beam worker, Kubeflow pod) sees the same values.
 import dataclasses
 import json
 import os
+import typing
 from typing import Dict, List, Optional
 
 from modules import features
@@ -27,6 +28,9 @@ class DataConfig:
     eval_fraction_buckets: List[int] = dataclasses.field(default_factory=lambda: [4, 1])
     cvr_threshold: float = 0.8           # conversion := click and cvrlabel >= threshold
     max_list_length: int = 8             # multi-valued lists are truncated/padded to this
+    # "given": <data>/train and <data>/eval are the splits; "hash": hash-split every file;
+    # "auto": "given" when both subdirectories exist (probed for local paths only), else "hash".
+    split_mode: str = "auto"
 
 
 @dataclasses.dataclass
@@ -103,6 +107,24 @@ class EvalGateConfig:
 
 
 @dataclasses.dataclass
+class KubeflowConfig:
+    """Compiling and submitting the pipeline to Kubeflow Pipelines 2.x (`kubeflow/`)."""
+    image: str = "lt4rec-tfx:latest"     # built from kubeflow/Dockerfile; runs every component
+    pipeline_root: str = "gs://your-bucket/lt4rec/root"
+    data_root: str = "gs://your-bucket/lt4rec/data"
+    serving_dir: str = "gs://your-bucket/lt4rec/serving"
+    schema_path: str = "/pipeline/schema/schema.pbtxt"   # inside the image (kubeflow/Dockerfile)
+    trainer_gpus: int = 1                # GPUs requested by TicketSearch and MTLTrainer only
+    gpu_type: str = "nvidia.com/gpu"
+    endpoint: str = ""                   # Kubeflow Pipelines API, e.g. http://localhost:8080
+    namespace: str = "kubeflow"
+    experiment: str = "lt4rec"
+    beam_pipeline_args: List[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=0"])
+
+
+@dataclasses.dataclass
 class Config:
     """The whole pipeline configuration."""
     pipeline_name: str = "lt4rec"
@@ -112,13 +134,21 @@ class Config:
     ticket: TicketConfig = dataclasses.field(default_factory=TicketConfig)
     mtl: MTLConfig = dataclasses.field(default_factory=MTLConfig)
     evaluation: EvalGateConfig = dataclasses.field(default_factory=EvalGateConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
     beam_pipeline_args: List[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing",
                                  "--direct_num_workers=0"])
 
-    def to_json(self):
-        """Serialise to a JSON string (for component execution properties)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+    def to_json(self, sections=None):
+        """Serialise to a JSON string; with `sections`, only those (the rest read as defaults).
+
+        Components get only the sections they use, so that changing, say, an evaluation gate does
+        not change the trainers' execution properties and TFX's cache still serves them.
+        """
+        values = dataclasses.asdict(self)
+        if sections is not None:
+            values = {name: values[name] for name in sections}
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values):
@@ -141,11 +171,14 @@ class Config:
                 raise ConfigError(f"config file not found: {path}")
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            if path.endswith((".yaml", ".yml")):
-                import yaml
-                values = yaml.safe_load(text) or {}
-            else:
-                values = json.loads(text)
+            try:
+                if path.endswith((".yaml", ".yml")):
+                    import yaml
+                    values = yaml.safe_load(text) or {}
+                else:
+                    values = json.loads(text)
+            except ValueError as error:  # json.JSONDecodeError, yaml.YAMLError's subclasses
+                raise ConfigError(f"invalid configuration: cannot parse {path}: {error}") from None
         return cls.from_dict(_merge(values, overrides or {}))
 
     def validate(self):
@@ -176,6 +209,10 @@ class Config:
                "must be 'mse' or 'bce'")
         _check(self.mtl.schedule in ("round_robin", "proportional"), "mtl.schedule",
                self.mtl.schedule, "must be 'round_robin' or 'proportional'")
+        _check(self.data.split_mode in ("auto", "given", "hash"), "data.split_mode",
+               self.data.split_mode, "must be 'auto', 'given' or 'hash'")
+        _check(isinstance(self.kubeflow.trainer_gpus, int) and self.kubeflow.trainer_gpus >= 0,
+               "kubeflow.trainer_gpus", self.kubeflow.trainer_gpus, "must be an integer >= 0")
         _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
                "must be 'tickets' or 'ones'")
         _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
@@ -203,6 +240,10 @@ class Config:
         for name in ("ctr_auc_lower_bound", "cvr_auc_lower_bound"):
             value = getattr(self.evaluation, name)
             _check(0 <= value <= 1, f"evaluation.{name}", value, "must be in [0, 1]")
+        _check(self.evaluation.max_auc_regression >= 0, "evaluation.max_auc_regression",
+               self.evaluation.max_auc_regression, "must be >= 0")
+        _check(self.ticket.selection_tolerance >= 0, "ticket.selection_tolerance",
+               self.ticket.selection_tolerance, "must be >= 0")
         for name in self.evaluation.slice_features:
             _check(name in features.RAW_FEATURES, "evaluation.slice_features", name,
                    "is not a raw feature")
@@ -237,5 +278,31 @@ def _build(cls, values, prefix):
         if dataclasses.is_dataclass(field_type):
             kwargs[name] = _build(field_type, value, f"{prefix}{name}.")
         else:
+            _check(_has_type(value, field_type), prefix + name, value,
+                   f"must be of type {_type_name(field_type)}")
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _has_type(value, field_type):
+    """Whether `value` (parsed JSON/YAML) matches a field annotation; bools are not numbers."""
+    origin, args = typing.get_origin(field_type), typing.get_args(field_type)
+    if origin is typing.Union:
+        return any(_has_type(value, arg) for arg in args)
+    if field_type is type(None):
+        return value is None
+    if field_type in (int, float) and isinstance(value, bool):
+        return False
+    if field_type is float:
+        return isinstance(value, (int, float))
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _has_type(k, args[0]) and _has_type(v, args[1]) for k, v in value.items())
+    return isinstance(value, origin or field_type)
+
+
+def _type_name(field_type):
+    return getattr(field_type, "__name__", None) if not typing.get_args(field_type) \
+        else str(field_type).replace("typing.", "")

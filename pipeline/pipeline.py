@@ -16,15 +16,25 @@ from pipeline.evaluation import eval_config
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema", "schema.pbtxt")
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
+# Config sections each step reads (and whose changes invalidate its cache).
+TRANSFORM_SECTIONS = ("data", "vocab")
+TRAINER_SECTIONS = ("data", "vocab", "model", "ticket", "mtl")
 
 
 def split_configs(data_root, config):
     """(input_config, output_config) for ImportExampleGen.
 
     `data_root/train/` and `data_root/eval/` are used as given (logs split by day); otherwise every
-    file directly under `data_root` is hash-split into train/eval by `data.eval_fraction_buckets`.
+    file directly under `data_root` is hash-split into train/eval by `data.eval_fraction_buckets`
+    (`data.split_mode`; "auto" probes only local paths, so compiling for a cluster needs no
+    object-store access).
     """
-    if all(tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")):
+    mode = config.data.split_mode
+    if mode == "auto":
+        local = "://" not in data_root
+        mode = "given" if local and all(
+            tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")) else "hash"
+    if mode == "given":
         return example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="train", pattern="train/*"),
             example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
@@ -37,13 +47,13 @@ def split_configs(data_root, config):
         ]))
 
 
-def create_components(data_root, serving_dir, config):
+def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     """All pipeline nodes, in dependency order."""
     input_config, output_config = split_configs(data_root, config)
     code = code_fingerprint()
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
     example_validator = StrictExampleValidator(
@@ -51,17 +61,18 @@ def create_components(data_root, serving_dir, config):
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"config": config.to_json(), "code_fingerprint": code})
+        custom_config={"config": config.to_json(TRANSFORM_SECTIONS), "code_fingerprint": code})
     transform.add_upstream_node(example_validator)   # anomalies stop the run before Transform
     ticket_search = TicketSearch(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"], config_json=config.to_json(), code_fingerprint=code)
+        schema=schema_gen.outputs["schema"], config_json=config.to_json(TRAINER_SECTIONS),
+        code_fingerprint=code)
     trainer = MTLTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"], masks=ticket_search.outputs["masks"],
-        config_json=config.to_json(), code_fingerprint=code)
+        config_json=config.to_json(TRAINER_SECTIONS), code_fingerprint=code)
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -81,13 +92,14 @@ def create_components(data_root, serving_dir, config):
 
 
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
-                    metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None):
+                    metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None,
+                    schema_path=SCHEMA_PATH):
     """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs."""
     config = config or Config()
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(data_root, serving_dir, config),
+        components=create_components(data_root, serving_dir, config, schema_path),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None

@@ -10,7 +10,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from conftest import tiny_pipeline_config
 from modules import data, features, tasks
-from pipeline import local_runner, serving, summary, synthetic_data
+from pipeline import local_runner, serving, summary
 
 pytestmark = pytest.mark.e2e
 
@@ -19,16 +19,8 @@ NODES = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleV
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    data_dir = root / "data"
-    synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
-    config = tiny_pipeline_config()
-    outputs = local_runner.run(str(data_dir), str(root), config)
-    layout = local_runner.RunLayout(str(root))
-    result = summary.build(outputs, layout, config)
-    return {"root": root, "data": data_dir, "outputs": outputs, "layout": layout,
-            "summary": result, "config": config}
+def run(tiny_run):
+    return tiny_run
 
 
 def test_every_component_ran_and_mlmd_holds_the_lineage(run):
@@ -41,7 +33,7 @@ def test_every_component_ran_and_mlmd_holds_the_lineage(run):
     inputs = {store.get_artifacts_by_id([e.artifact_id])[0].type
               for e in store.get_events_by_execution_ids([producer])
               if e.type == metadata_store_pb2.Event.INPUT}
-    assert {"TaskMasks", "TransformGraph", "Examples", "Schema"} <= inputs
+    assert {"components.TaskMasks", "TransformGraph", "Examples", "Schema"} <= inputs
     masks = outputs["TicketSearch"]["masks"][0]
     assert masks.custom_properties["ctr_density"].double_value == pytest.approx(
         run["summary"]["ctr"]["density"])

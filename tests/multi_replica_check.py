@@ -1,0 +1,54 @@
+"""Run ticket search and MTL on toy data with one and with two replicas; print JSON results.
+
+Run as a separate process (`python tests/multi_replica_check.py`): the CPU must be split into two
+logical devices before TensorFlow initialises.
+"""
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import numpy as np  # noqa: E402
+
+from components.ticket_search import executor  # noqa: E402
+from conftest import small_config, toy_arrays, TOY_VOCAB  # noqa: E402
+from modules import data, features, mtl  # noqa: E402
+from modules import masks as masks_lib  # noqa: E402
+from modules.inputs import TrainingInputs  # noqa: E402
+
+
+def run(strategy, out_dir):
+    inputs = TrainingInputs(
+        train=data.InMemoryExamples(toy_arrays(1200, seed=1)),
+        evaluation=data.InMemoryExamples(toy_arrays(600, seed=2)),
+        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
+        strategy=strategy)
+    config = small_config(model={"batch_size": 64})
+    report = executor.run_search(inputs, config, out_dir)
+    _, trainer, _ = mtl.train(inputs, config, masks_lib.load(out_dir),
+                              executor.theta0_prefix(out_dir))
+    batch = next(iter(strategy.experimental_distribute_dataset(inputs.train.batches(64, seed=0))))
+    per_replica = [int(v.shape[0]) for v in strategy.experimental_local_results(batch["label"])]
+    return {"replicas": strategy.num_replicas_in_sync, "per_replica_batch": per_replica,
+            "ticket_metrics": {t: r["chosen_metric"] for t, r in report["tasks"].items()},
+            "rounds": {t: [x["metric"] for x in r["rounds"]] for t, r in report["tasks"].items()},
+            "mtl": mtl.evaluate(trainer, inputs.evaluation)}
+
+
+def main(out_root):
+    one = run(tf.distribute.get_strategy(), os.path.join(out_root, "one"))
+    two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), os.path.join(out_root, "two"))
+    masks_one = masks_lib.load(os.path.join(out_root, "one"))
+    masks_two = masks_lib.load(os.path.join(out_root, "two"))
+    agreement = {t: float(np.mean(np.concatenate([(a == b).ravel() for a, b in zip(
+        masks_one[t], masks_two[t])]))) for t in masks_one}
+    print(json.dumps({"one": one, "two": two, "mask_agreement": agreement}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
