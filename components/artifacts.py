@@ -3,7 +3,7 @@ from tfx.types import artifact
 
 
 class TaskMasks(artifact.Artifact):
-    """One lottery-ticket mask per task (`masks/<task>.npz`), θ0 (`theta0/`) and the search report."""
+    """Per-task lottery-ticket masks (`masks/<task>.npz`), θ0 (`theta0/`), the search report."""
 
     # Kubeflow v2 recovers custom artifact classes from the type name, read as "<module>.<Class>"
     # (one dot): `components.TaskMasks` is importable because components/__init__.py exports it.

@@ -39,9 +39,11 @@ class MTLTrainer(base_component.BaseComponent):
     SPEC_CLASS = MTLTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, examples, transform_graph, schema, masks, config_json, code_fingerprint=None):
-        """`config_json` is `Config.to_json()`; its `mtl` and `model` sections apply."""
+    def __init__(self, examples, transform_graph, schema, masks, config_json,
+                 code_fingerprint=None):
+        """`config_json` is `Config.to_json(...)`; its `model`, `mtl` and `vocab` sections apply."""
         super().__init__(spec=MTLTrainerSpec(
             examples=examples, transform_graph=transform_graph, schema=schema, masks=masks,
-            config=config_json, code_fingerprint=code_fingerprint, model=types.Channel(type=standard_artifacts.Model),
+            config=config_json, code_fingerprint=code_fingerprint,
+            model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -57,7 +57,8 @@ def train_and_export(inputs, config, ticket_masks, theta0, tft_output, serving_p
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
     export.export(network, task_masks, tft_output, serving_path)
-    report = {"eval_auc": metrics, "pctr_reference_auc": reference, "steps": trainer.global_step, "masks": config.mtl.masks,
+    report = {"eval_auc": metrics, "pctr_reference_auc": reference,
+              "steps": trainer.global_step, "masks": config.mtl.masks,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows}
     tf.io.gfile.makedirs(run_dir)

@@ -39,8 +39,8 @@ class TicketSearch(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, examples, transform_graph, schema, config_json, code_fingerprint=None):
-        """`config_json` is `Config.to_json()`; its `ticket` and `model` sections apply."""
+        """`config_json` is `Config.to_json(...)`; its `model`, `ticket`, `vocab` sections apply."""
         super().__init__(spec=TicketSearchSpec(
             examples=examples, transform_graph=transform_graph, schema=schema,
-            config=config_json, code_fingerprint=code_fingerprint, masks=types.Channel(type=TaskMasks),
-            model_run=types.Channel(type=standard_artifacts.ModelRun)))
+            config=config_json, code_fingerprint=code_fingerprint,
+            masks=types.Channel(type=TaskMasks), model_run=types.Channel(type=standard_artifacts.ModelRun)))
