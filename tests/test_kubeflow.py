@@ -1,8 +1,10 @@
 """Kubeflow Pipelines v2: compile through the tfx CLI, then run one task the way a pod would."""
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -119,3 +121,57 @@ def test_ticket_search_task_runs_like_a_kubeflow_pod(compiled, tiny_run, tmp_pat
     assert report["tasks"]["ctr"]["chosen_density"] <= 1.0
     output = json.loads((tmp_path / "executor_output.json").read_text())
     assert "masks" in output["artifacts"]
+
+
+class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
+    """The three Kubeflow Pipelines v2beta1 calls a submission makes, recorded."""
+
+    requests = []
+
+    def _reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        _FakeKfpApi.requests.append(("GET", self.path, None))
+        if self.path.startswith("/apis/v2beta1/healthz"):
+            return self._reply({"multi_user": False})
+        return self._reply({"experiments": [], "total_size": 0})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        _FakeKfpApi.requests.append(("POST", self.path, body))
+        if self.path.startswith("/apis/v2beta1/experiments"):
+            return self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        return self._reply({"run_id": "run-42", "display_name": body.get("display_name")})
+
+    def log_message(self, *args):
+        pass
+
+
+def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
+    from kubeflow import submit
+    from pipeline.config import Config
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(compiled))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfpApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = Config.from_dict({"kubeflow": {
+            "endpoint": f"http://127.0.0.1:{server.server_port}", "namespace": "team-a",
+            "pipeline_root": "gs://other-bucket/root"}})
+        assert submit.submit(str(spec_path), config, run_name="nightly") == "run-42"
+    finally:
+        server.shutdown()
+    posts = {path.split("?")[0]: body for method, path, body in _FakeKfpApi.requests
+             if method == "POST"}
+    run = posts["/apis/v2beta1/runs"]
+    assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
+    assert run["runtime_config"]["pipeline_root"] == "gs://other-bucket/root"
+    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) == set(
+        compiled["pipelineSpec"]["root"]["dag"]["tasks"])
+    assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
