@@ -134,3 +134,19 @@ def test_select_round_prefers_best_metric_then_sparser():
     assert ticket_search.select_round(rounds, max_density=0.3).round == 3
     with pytest.raises(ValueError, match="no round has a density"):
         ticket_search.select_round(rounds, min_density=0.9, max_density=0.95)
+
+
+def test_late_rewinding_restarts_later_rounds_from_step_k(toy_inputs, tmp_path, monkeypatch):
+    RecordingTrainer.starts = []
+    monkeypatch.setattr(executor, "MaskedTrainer", RecordingTrainer)
+    config = small_config(ticket={"rewind_step": 3, "tasks": ["ctr"]})
+    executor.run_search(toy_inputs, config, str(tmp_path))
+    theta0, round1, round2 = (s["weights"] for s in RecordingTrainer.starts)
+    assert all(np.array_equal(a, b) for a, b in zip(round1, round2))      # same rewind point
+    assert not all(np.array_equal(a, b) for a, b in zip(round1, theta0))  # ... and it is not θ0
+
+
+def test_rewind_step_beyond_round_zero_is_refused(toy_inputs, tmp_path):
+    config = small_config(ticket={"rewind_step": 10_000, "tasks": ["ctr"]})
+    with pytest.raises(ValueError, match="rewind_step = 10000 exceeds"):
+        executor.run_search(toy_inputs, config, str(tmp_path))
