@@ -8,23 +8,16 @@ from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import component_spec, standard_artifacts
 
-from components.artifacts import TaskMasks
+from components.artifacts import TRAINER_PARAMETERS, TRANSFORMED_INPUTS, TaskMasks
 from components.mtl_trainer import executor
 
 
 class MTLTrainerSpec(types.ComponentSpec):
     """Parameters, inputs and outputs of MTLTrainer."""
 
-    PARAMETERS = {
-        "config": component_spec.ExecutionParameter(type=str),
-        # Changes whenever our code changes, so TFX's cache never reuses stale results.
-        "code_fingerprint": component_spec.ExecutionParameter(type=str, optional=True),
-    }
+    PARAMETERS = TRAINER_PARAMETERS
     INPUTS = {
-        "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
-        "transform_graph": component_spec.ChannelParameter(
-            type=standard_artifacts.TransformGraph),
-        "schema": component_spec.ChannelParameter(type=standard_artifacts.Schema),
+        **TRANSFORMED_INPUTS,
         "masks": component_spec.ChannelParameter(type=TaskMasks),
     }
     OUTPUTS = {
