@@ -10,7 +10,7 @@ from components.mtl_trainer.component import MTLTrainer
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from pipeline.config import Config
-from pipeline.fingerprint import code_fingerprint
+from pipeline.fingerprint import TRAINER_CODE, TRANSFORM_CODE, code_fingerprint
 from pipeline.evaluation import eval_config
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -50,7 +50,7 @@ def split_configs(data_root, config):
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     """All pipeline nodes, in dependency order."""
     input_config, output_config = split_configs(data_root, config)
-    code = code_fingerprint()
+    code = code_fingerprint(TRAINER_CODE)
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
@@ -61,7 +61,8 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"config": config.to_json(TRANSFORM_SECTIONS), "code_fingerprint": code})
+        custom_config={"config": config.to_json(TRANSFORM_SECTIONS),
+                       "code_fingerprint": code_fingerprint(TRANSFORM_CODE)})
     transform.add_upstream_node(example_validator)   # anomalies stop the run before Transform
     ticket_search = TicketSearch(
         examples=transform.outputs["transformed_examples"],

@@ -123,6 +123,22 @@ def test_unreachable_gate_blesses_nothing_and_pushes_nothing(run):
     assert sorted(os.listdir(run["layout"].serving_dir)) == before
     pushed = outputs["AtomicPusher"]["pushed_model"][0]
     assert pushed.custom_properties["pushed"].int_value == 0
+    # Only the gate changed: everything up to the trainer came from TFX's cache.
+    states = _latest_states(run["layout"])
+    for node in ("Transform", "TicketSearch", "MTLTrainer"):
+        assert states[node] == metadata_store_pb2.Execution.CACHED, node
+    assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
+
+
+def _latest_states(layout):
+    store = metadata_store.MetadataStore(layout.connection())
+    states = {}
+    for context in store.get_contexts_by_type("node"):
+        executions = store.get_executions_by_context(context.id)
+        if executions:
+            latest = max(executions, key=lambda e: e.id)
+            states[context.name.split(".", 1)[1]] = latest.last_known_state
+    return states
 
 
 def test_masks_are_baked_into_the_exported_per_task_kernels(run):
