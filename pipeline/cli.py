@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import sys
+import time
 
 from pipeline.config import Config, ConfigError
 
@@ -76,7 +77,7 @@ def _predict(args):
     from pipeline import serving
     try:
         count = serving.predict_files(args.model, args.data, args.out)
-    except (FileNotFoundError, KeyError) as error:
+    except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"lt4rec: {error}", file=sys.stderr)
         return 1
     print(f"scored {count} examples", file=sys.stderr)
@@ -107,11 +108,12 @@ def _run(args):
         raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
     input_files(data, config)
     layout = local_runner.RunLayout(args.root)
+    started = time.time()
     try:
         outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache)
     except Exception as error:  # the failing component's own message is what the user needs
         logging.exception("pipeline run failed")
-        node = _failed_node(layout)
+        node = _failed_node(layout, since=started)
         unreadable = unreadable_input(data, config) if node == "ImportExampleGen" else None
         reason = (f"input file {unreadable[0]} is not a readable TFRecord: {unreadable[1]}"
                   if unreadable else f"{type(error).__name__}: {error}")
@@ -123,7 +125,7 @@ def _run(args):
 
 
 def input_files(data, config):
-    """{split pattern: files} ImportExampleGen will read under `data`; ConfigError if one is empty."""
+    """{split pattern: files} ImportExampleGen reads under `data`; ConfigError if one is empty."""
     import tensorflow as tf
     from pipeline.pipeline import split_configs
     input_config, _ = split_configs(data, config)
@@ -157,8 +159,8 @@ def unreadable_input(data, config):
     return None
 
 
-def _failed_node(layout):
-    """Node id of the last execution in the run's MLMD store if it failed, else None."""
+def _failed_node(layout, since):
+    """Node id of the last execution in MLMD if it failed and started after `since`, else None."""
     if not os.path.exists(layout.metadata_path):
         return None
     from ml_metadata import metadata_store
@@ -166,7 +168,8 @@ def _failed_node(layout):
     store = metadata_store.MetadataStore(layout.connection())
     executions = store.get_executions()
     last = max(executions, key=lambda e: e.id) if executions else None
-    if last is None or last.last_known_state != metadata_store_pb2.Execution.FAILED:
+    if (last is None or last.last_known_state != metadata_store_pb2.Execution.FAILED
+            or last.create_time_since_epoch < since * 1000):
         return None
     nodes = [c.name for c in store.get_contexts_by_execution(last.id) if c.type == "node"]
     return nodes[0].split(".", 1)[-1] if nodes else None

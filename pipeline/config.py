@@ -171,14 +171,7 @@ class Config:
                 raise ConfigError(f"config file not found: {path}")
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            try:
-                if path.endswith((".yaml", ".yml")):
-                    import yaml
-                    values = yaml.safe_load(text) or {}
-                else:
-                    values = json.loads(text)
-            except ValueError as error:  # json.JSONDecodeError, yaml.YAMLError's subclasses
-                raise ConfigError(f"invalid configuration: cannot parse {path}: {error}") from None
+            values = _parse(path, text)
         return cls.from_dict(_merge(values, overrides or {}))
 
     def validate(self):
@@ -247,6 +240,20 @@ class Config:
         for name in self.evaluation.slice_features:
             _check(name in features.RAW_FEATURES, "evaluation.slice_features", name,
                    "is not a raw feature")
+
+
+def _parse(path, text):
+    """The mapping in a JSON or YAML config file's text; ConfigError naming the file if none."""
+    import yaml
+    try:
+        values = (yaml.safe_load(text) or {}) if path.endswith((".yaml", ".yml")) \
+            else json.loads(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise ConfigError(f"invalid configuration: cannot parse {path}: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"invalid configuration: {path} must hold a mapping, not "
+                          f"{type(values).__name__}")
+    return values
 
 
 def _check(ok, field, value, message):

@@ -95,8 +95,12 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
                     metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None,
                     schema_path=SCHEMA_PATH):
-    """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs."""
+    """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs.
+
+    Raises ConfigError (naming the field) before anything is built if `config` is invalid.
+    """
     config = config or Config()
+    config.validate()
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,

@@ -7,6 +7,7 @@ Python and speaks `tensorflow_serving.apis.predict_pb2` PredictRequest/PredictRe
 import json
 import os
 import sys
+import warnings
 
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
@@ -43,7 +44,12 @@ class ServingSession:
         feeds = {signature.inputs[key].name: tf.make_ndarray(proto)
                  for key, proto in request.inputs.items()}
         keys = list(request.output_filter) or sorted(signature.outputs)
-        values = self.session.run([signature.outputs[k].name for k in keys], feed_dict=feeds)
+        try:
+            values = self.session.run([signature.outputs[k].name for k in keys], feed_dict=feeds)
+        except UnicodeDecodeError as error:
+            # TF's Python binding cannot decode a status message that quotes non-UTF-8 input bytes
+            # (ParseExample quotes what it could not parse); TF Serving answers INVALID_ARGUMENT.
+            raise tf.errors.InvalidArgumentError(None, None, _unparsable(request)) from error
         response = predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(request.model_spec)
         for key, value in zip(keys, values):
@@ -54,6 +60,25 @@ class ServingSession:
         """{output: numpy array} for a list of serialized tf.Examples."""
         response = self.predict(make_request(serialized_examples))
         return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+
+def _unparsable(request):
+    """Error message naming the request's string inputs that are not serialized tf.Examples."""
+    bad = {}
+    for key, proto in request.inputs.items():
+        if proto.dtype == tf.string.as_datatype_enum:
+            for i, value in enumerate(tf.make_ndarray(proto).reshape(-1)):
+                try:
+                    with warnings.catch_warnings():   # protobuf warns on some garbage it rejects
+                        warnings.simplefilter("ignore")
+                        tf.train.Example.FromString(value)
+                except Exception:  # google.protobuf.message.DecodeError and friends
+                    bad.setdefault(key, []).append(i)
+    if not bad:
+        return "invalid input: TF rejected input bytes with an undecodable (non-UTF-8) message"
+    return "invalid input: " + "; ".join(
+        f"input '{key}' element(s) {indices[:10]} are not serialized tf.Examples"
+        for key, indices in sorted(bad.items()))
 
 
 def make_request(serialized_examples, signature="serving_default", model="lt4rec"):
@@ -67,7 +92,10 @@ def make_request(serialized_examples, signature="serving_default", model="lt4rec
 
 
 def predict_files(model_dir, pattern, out=None, batch_size=256):
-    """Score every example of gzip/plain TFRecord files matching `pattern`; JSON lines out."""
+    """Score every example of gzip/plain TFRecord files matching `pattern`; JSON lines out.
+
+    A file that is unreadable or holds invalid examples raises ValueError naming the file.
+    """
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no files match {pattern}")
@@ -78,12 +106,15 @@ def predict_files(model_dir, pattern, out=None, batch_size=256):
         for path in files:
             compression = "GZIP" if path.endswith(".gz") else ""
             dataset = tf.data.TFRecordDataset(path, compression_type=compression).batch(batch_size)
-            for batch in dataset:
-                scores = session.score(batch.numpy().tolist())
-                for i in range(len(batch)):
-                    stream.write(json.dumps({k: float(v[i]) for k, v in sorted(scores.items())})
-                                 + "\n")
-                count += len(batch)
+            try:
+                for batch in dataset:
+                    scores = session.score(batch.numpy().tolist())
+                    for i in range(len(batch)):
+                        stream.write(json.dumps(
+                            {k: float(v[i]) for k, v in sorted(scores.items())}) + "\n")
+                    count += len(batch)
+            except tf.errors.OpError as error:
+                raise ValueError(f"cannot score {path}: {error.message}") from error
     finally:
         if out:
             stream.close()

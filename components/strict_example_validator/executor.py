@@ -1,11 +1,18 @@
-"""Executor: TFX's ExampleValidator, then stop the run if any split has anomalies."""
+"""Executor: TFX's ExampleValidator, then stop the run if any split has anomalies.
+
+Besides the schema anomalies, a split whose `label` holds a single class is an anomaly: the
+trainers' and the Evaluator's AUC is undefined on it (the schema cannot express this).
+"""
 import os
 
 from tfx.components.example_validator import executor as tfx_executor
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from modules import features
 
 
 class DataAnomaliesError(RuntimeError):
@@ -18,15 +25,17 @@ class Executor(tfx_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):
         result = super().Do(input_dict, output_dict, exec_properties)
         anomalies = output_dict["anomalies"][0]
-        statistics_uri = input_dict["statistics"][0].uri
+        statistics = input_dict["statistics"][0]
         problems = []
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             split_uri = artifact_utils.get_split_uri([anomalies], split)
             problems += describe_anomalies(split, read_anomalies(split_uri))
+            problems += single_class_labels(
+                split, stats_artifact_utils.load_statistics(statistics, split).proto())
         if problems:
             raise DataAnomaliesError(
                 "input data does not match the schema (statistics at %s):\n  %s"
-                % (statistics_uri, "\n  ".join(problems)))
+                % (statistics.uri, "\n  ".join(problems)))
         return result
 
 
@@ -46,4 +55,17 @@ def describe_anomalies(split, anomalies):
     if anomalies.HasField("dataset_anomaly_info"):
         info = anomalies.dataset_anomaly_info
         lines.append(f"split '{split}': dataset: {info.short_description} ({info.description})")
+    return lines
+
+
+def single_class_labels(split, statistics):
+    """One line if the split's `label` (when present) holds a single class, else none."""
+    lines = []
+    for dataset in statistics.datasets:
+        for feature in dataset.features:
+            stats = feature.num_stats
+            if (list(feature.path.step) == [features.LABEL]
+                    and stats.common_stats.num_non_missing > 0 and stats.min == stats.max):
+                lines.append(f"split '{split}': feature '{features.LABEL}': single class (every "
+                             f"example has {features.LABEL} {stats.min:g}; AUC is undefined)")
     return lines

@@ -1,0 +1,102 @@
+"""Invalid configuration is refused with a message naming the field, before anything runs."""
+import json
+import os
+
+import pytest
+
+from pipeline import cli
+from pipeline.config import Config, ConfigError
+from reliability import helpers
+
+BAD = [
+    ({"ticket": {"final_density": 0.0}}, "ticket.final_density"),
+    ({"ticket": {"final_density": 1.5}}, "ticket.final_density"),
+    ({"ticket": {"final_density": float("nan")}}, "ticket.final_density"),
+    ({"ticket": {"max_density": 2.0}}, "ticket.max_density"),
+    ({"ticket": {"tasks": ["ctr", "ctcvr"]}}, "ticket.tasks = 'ctcvr' unknown task"),
+    ({"mtl": {"loss_weights": {"click": 1.0}}}, "mtl.loss_weights = 'click' unknown task"),
+    ({"mtl": {"task_probabilities": {"cvr": -0.5}}}, "mtl.task_probabilities.cvr"),
+    ({"ticket": {"rounds": 0}}, "ticket.rounds"),
+    ({"ticket": {"rounds": 2.5}}, "ticket.rounds"),
+    ({"ticket": {"epochs_per_round": -1}}, "ticket.epochs_per_round"),
+    ({"mtl": {"epochs": 0}}, "mtl.epochs"),
+    ({"model": {"batch_size": 0}}, "model.batch_size"),
+    ({"model": {"eval_batch_size": -64}}, "model.eval_batch_size"),
+    ({"data": {"cvr_threshold": 0.0}}, "data.cvr_threshold"),
+    ({"data": {"cvr_threshold": 1.01}}, "data.cvr_threshold"),
+    ({"evaluation": {"max_auc_regression": -0.1}}, "evaluation.max_auc_regression"),
+    # wrong types are refused by name too (no TypeError from a comparison)
+    ({"ticket": {"final_density": "0.5"}}, "ticket.final_density = '0.5' must be of type float"),
+    ({"ticket": {"rounds": True}}, "ticket.rounds = True must be of type int"),
+    ({"data": {"cvr_threshold": None}}, "data.cvr_threshold = None must be of type float"),
+    ({"model": {"hidden_units": [32, "16"]}}, "model.hidden_units"),
+    ({"ticket": {"tasks": "ctr"}}, "ticket.tasks = 'ctr' must be of type List[str]"),
+    ({"ticket": {"round": 3}}, "unknown key(s) ['round'] in ticket."),
+]
+
+
+@pytest.mark.parametrize("values, field", BAD, ids=[f for _, f in BAD])
+def test_invalid_value_is_refused_naming_the_field(values, field):
+    with pytest.raises(ConfigError, match="invalid configuration") as error:
+        Config.from_dict(values)
+    assert field in str(error.value)
+
+
+def test_tiny_and_default_configs_are_valid():
+    from conftest import tiny_pipeline_config
+    assert Config.from_json(Config().to_json()) == Config()
+    tiny_pipeline_config()
+
+
+def _run(tmp_path, capsys, config_text=None, data=None, config_name="config.json"):
+    args = ["run", "--root", str(tmp_path / "root")]
+    if data is not None:
+        args += ["--data", str(data)]
+    if config_text is not None:
+        (tmp_path / config_name).write_text(config_text)
+        args += ["--config", str(tmp_path / config_name)]
+    code = cli.main(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return os.path.dirname(helpers.write_examples(str(tmp_path / "data" / "x.tfrecord.gz"), []))
+
+
+@pytest.mark.parametrize("values, field", [BAD[0], BAD[4], BAD[7], BAD[13], BAD[16]],
+                         ids=["density", "task", "rounds", "threshold", "type"])
+def test_lt4rec_run_refuses_a_bad_config_file_before_anything_runs(tmp_path, capsys, data_dir,
+                                                                   values, field):
+    code, err = _run(tmp_path, capsys, json.dumps(values), data_dir)
+    assert code == 2 and field in err
+    assert not os.path.exists(tmp_path / "root")
+
+
+@pytest.mark.parametrize("text, name, expected", [
+    ("{not json", "config.json", "cannot parse"),
+    ("ticket: [1, 2", "config.yaml", "cannot parse"),
+    ("[1, 2]", "config.json", "must hold a mapping"),
+])
+def test_unparsable_config_file_is_refused_naming_it(tmp_path, capsys, data_dir, text, name,
+                                                    expected):
+    code, err = _run(tmp_path, capsys, text, data_dir, config_name=name)
+    assert code == 2 and expected in err and str(tmp_path / name) in err
+    assert not os.path.exists(tmp_path / "root")
+
+
+def test_missing_paths_are_refused_before_anything_runs(tmp_path, capsys, data_dir):
+    code, err = _run(tmp_path, capsys, data=tmp_path / "no-such-dir")
+    assert code == 2 and f"--data '{tmp_path / 'no-such-dir'}' is not a directory" in err
+    code, err = cli.main(["run", "--data", data_dir, "--root", str(tmp_path / "root"),
+                          "--config", str(tmp_path / "missing.yaml")]), capsys.readouterr().err
+    assert code == 2 and f"config file not found: {tmp_path / 'missing.yaml'}" in err
+    assert not os.path.exists(tmp_path / "root")
+
+
+def test_create_pipeline_refuses_an_invalid_config_object(tmp_path):
+    from pipeline.pipeline import create_pipeline
+    config = Config()
+    config.ticket.final_density = 2.0
+    with pytest.raises(ConfigError, match="ticket.final_density"):
+        create_pipeline(str(tmp_path / "root"), str(tmp_path), str(tmp_path / "serving"), config)
