@@ -40,6 +40,9 @@ def _parser():
         kf.add_argument(f"--{flag}", help=help_text)
     kf.add_argument("--gpus", type=int, help="GPUs per trainer step (0: none)")
 
+    sub.add_parser("report", add_help=False,
+                   help="render an HTML report of a run (see `lt4rec report -h`)")
+
     synth = sub.add_parser("synth", help="write deterministic synthetic LT4REC TFRecords")
     synth.add_argument("--out", required=True)
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
@@ -50,6 +53,10 @@ def _parser():
 
 def main(argv=None):
     """Entry point of the `lt4rec` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from pipeline import report
+        return report.main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
