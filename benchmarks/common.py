@@ -1,0 +1,367 @@
+"""Shared helpers of the benchmark scripts: arguments, runs to measure, timing, memory, output.
+
+Every script is run as `python -m benchmarks.<name> [--quick] [--out FILE.json] [--root DIR]`:
+it measures everything it reports in that one process, prints a small table and writes JSON.
+Times are medians over repeats (every repeat is kept in the JSON too).
+
+A *run* is a finished pipeline run root (`lt4rec run --root DIR`): the throughput, serving, model
+size and quality scripts read its transformed examples, vocabularies, masks and pushed model. With
+`--root DIR` that run is used (and made first if DIR holds none); without it a run on default
+synthetic data (20,000 rows; `--quick`: 800 rows and a tiny model) is made once under `--work`
+and reused by later scripts.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
+DEFAULT_WORK = os.path.join(tempfile.gettempdir(), "lt4rec-bench")
+
+# The issue's targets (benchmarks, not tests) and the reference throughput it quotes.
+TARGETS = {
+    "mtl_examples_per_s_at_4096": 5000.0,      # masked MTL training, batch 4096, 2-core CPU
+    "serving_p50_ms_at_batch_1": 5.0,
+    "serving_examples_per_s_at_batch_256": 20000.0,
+    "pipeline_seconds_at_100k": 15 * 60.0,
+    "pipeline_1m_over_100k": 10.0,
+    "model_megabytes": 50.0,
+}
+REFERENCE_TF1_EXAMPLES_PER_S = 13.0            # original TF1 implementation, quoted by the issue
+
+# `--quick`: the CI-sized setup (like tests' tiny_pipeline_config: small data and MLP, in-process
+# Beam, gates that always pass so that a model is pushed).
+QUICK_ROWS = 800
+QUICK_OVERRIDES = {
+    "data": {"synthetic_rows": QUICK_ROWS},
+    "model": {"hidden_units": [32, 16], "batch_size": 64, "learning_rate": 0.003},
+    "ticket": {"rounds": 2, "final_density": 0.3},
+    "evaluation": {"ctr_auc_lower_bound": 0.0, "cvr_auc_lower_bound": 0.0,
+                   "max_auc_regression": 1.0},
+    "beam_pipeline_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+}
+
+
+
+def _cpu_snapshot():
+    """(wall s, machine busy CPU s, this process's CPU s incl. reaped children)."""
+    try:
+        import psutil
+        machine = psutil.cpu_times()
+        own = psutil.Process(os.getpid()).cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        mine = own.user + own.system + own.children_user + own.children_system
+        return time.time(), busy, mine
+    except Exception:  # pylint: disable=broad-except  (contention figures are best effort)
+        return time.time(), None, None
+
+
+_START = {"load": os.getloadavg(), "cpu": _cpu_snapshot()}
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def parser(name, description):
+    """An ArgumentParser with the options every benchmark script takes."""
+    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny data, tiny model, few repeats (a cheap smoke run for CI)")
+    p.add_argument("--out", help=f"JSON output (default: benchmarks/results/{name}.json; with "
+                   f"--quick: {DEFAULT_WORK}/{name}-quick.json)")
+    p.add_argument("--config", help="JSON/YAML config overriding the defaults (as `lt4rec run`)")
+    p.add_argument("--work", default=DEFAULT_WORK,
+                   help="scratch directory for generated data and runs (default: %(default)s)")
+    return p
+
+
+def add_root(p):
+    """`--root`: the pipeline run to measure."""
+    p.add_argument("--root", help="pipeline run root to measure (made first if it holds no "
+                   "finished run); default: a run on default synthetic data under --work")
+    return p
+
+
+def out_path(args, name):
+    """Where a script writes its JSON."""
+    if args.out:
+        return args.out
+    if args.quick:
+        return os.path.join(args.work, f"{name}-quick.json")
+    return os.path.join(RESULTS_DIR, f"{name}.json")
+
+
+def load_config(args):
+    """The Config the script measures: defaults (or --config), with the quick overrides."""
+    from pipeline.config import Config
+    return Config.load(args.config, QUICK_OVERRIDES if args.quick else None)
+
+
+# ----------------------------------------------------------------------------- runs
+
+def synthetic_data(work, rows, seed, fresh=False):
+    """(directory, seconds to generate or None if reused) of default synthetic data."""
+    from pipeline import synthetic_data as synth
+    out = os.path.join(os.path.abspath(work), "data", f"synthetic-{rows}-seed{seed}")
+    if os.path.isdir(out) and not fresh:
+        return out, None
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out + ".partial", ignore_errors=True)
+    start = time.perf_counter()
+    synth.write_dataset(out + ".partial", rows=rows, seed=seed)
+    seconds = time.perf_counter() - start
+    os.replace(out + ".partial", out)
+    return out, seconds
+
+
+def finished_outputs(root, config):
+    """The MLMD outputs of a finished run under `root` (with a pushed model), else None."""
+    from pipeline import local_runner, mlmd
+    layout = local_runner.RunLayout(root)
+    if not os.path.exists(layout.metadata_path):
+        return None
+    outputs = mlmd.latest_outputs(layout.connection(), config.pipeline_name)
+    needed = [("Transform", "transformed_examples"), ("Transform", "transform_graph"),
+              ("TicketSearch", "masks"), ("MTLTrainer", "model"), ("MTLTrainer", "model_run"),
+              ("ImportExampleGen", "examples")]
+    if not all(outputs.get(node, {}).get(key) for node, key in needed):
+        return None
+    return outputs
+
+
+def ensure_run(args, config):
+    """A Run for `--root` (or the default root under --work), running the pipeline if needed."""
+    root = os.path.abspath(args.root or os.path.join(
+        args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}"))
+    outputs = finished_outputs(root, config)
+    if outputs is None:
+        from pipeline import local_runner
+        data, _ = synthetic_data(args.work, config.data.synthetic_rows,
+                                 config.data.synthetic_seed)
+        log(f"no finished run under {root}: running the pipeline on {data}")
+        local_runner.run(data, root, config)
+        outputs = finished_outputs(root, config)
+        if outputs is None:
+            raise RuntimeError(f"the pipeline run under {root} did not finish")
+    return Run(root, outputs)
+
+
+class Run:
+    """Where a finished run keeps what the benchmarks read."""
+
+    def __init__(self, root, outputs):
+        from pipeline import local_runner
+        self.root = root
+        self.outputs = outputs
+        self.layout = local_runner.RunLayout(root)
+
+    def uri(self, node, key):
+        return self.outputs[node][key][0].uri
+
+    @property
+    def transformed_examples(self):
+        return self.uri("Transform", "transformed_examples")
+
+    @property
+    def transform_graph(self):
+        return self.uri("Transform", "transform_graph")
+
+    @property
+    def masks(self):
+        return self.uri("TicketSearch", "masks")
+
+    @property
+    def raw_examples(self):
+        return self.uri("ImportExampleGen", "examples")
+
+    @property
+    def model_dir(self):
+        """The trained SavedModel (`Format-Serving`)."""
+        return os.path.join(self.uri("MTLTrainer", "model"), "Format-Serving")
+
+    @property
+    def serving_model(self):
+        """The latest pushed version if there is one, else the trained SavedModel."""
+        from pipeline import serving
+        try:
+            return serving.latest_version(self.layout.serving_dir)
+        except FileNotFoundError:
+            return self.model_dir
+
+    def training_report(self):
+        path = os.path.join(self.uri("MTLTrainer", "model_run"), "training_report.json")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def ticket_report(self):
+        with open(os.path.join(self.masks, "ticket_report.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    def load_inputs(self, config):
+        """TrainingInputs of this run's transformed splits (seeds everything from `config`)."""
+        from modules import inputs as inputs_lib
+        return inputs_lib.load(self.transformed_examples, self.transform_graph, config,
+                               devices=config.model.devices)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def median(values):
+    return float(statistics.median(values)) if values else None
+
+
+def spread(values):
+    """{median, min, max, repeats: [...]} of a list of measurements."""
+    return {"median": median(values), "min": float(min(values)), "max": float(max(values)),
+            "repeats": [float(v) for v in values]}
+
+
+def percentile(values, q):
+    """The q-th percentile (0..100) by linear interpolation."""
+    import numpy as np
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+class PeakMemory:
+    """Peak resident memory (this process plus its children) while the block runs, sampled.
+
+    `with PeakMemory() as peak: ...` then `peak.bytes`. Sampling every `interval` seconds can miss
+    spikes shorter than that; `resource.getrusage` gives the process-lifetime peak (see
+    `environment()`).
+    """
+
+    def __init__(self, interval=0.02):
+        self.interval = interval
+        self.bytes = 0
+        self._stop = threading.Event()
+
+    def _rss(self):
+        import psutil
+        process = psutil.Process(os.getpid())
+        total = process.memory_info().rss
+        for child in process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.bytes = max(self.bytes, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.bytes = self._rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.bytes = max(self.bytes, self._rss())
+        return False
+
+    @property
+    def megabytes(self):
+        return self.bytes / 2 ** 20
+
+
+def environment():
+    """What the numbers were measured on, including how busy the machine was."""
+    import resource
+
+    import psutil
+    import tensorflow as tf
+    load = os.getloadavg()
+    return {
+        "python": platform.python_version(), "tensorflow": tf.__version__,
+        "platform": platform.platform(), "processor": platform.processor(),
+        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_total_gb": round(psutil.virtual_memory().total / 2 ** 30, 1),
+        "load_average_1_5_15": [round(x, 2) for x in load],
+        "load_average_at_start": [round(x, 2) for x in _START["load"]],
+        "other_processes_cpu_share": _other_cpu_share(),
+        "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _other_cpu_share():
+    """Share of the machine's CPU capacity used by other processes since this script started
+    (0 = idle machine apart from us, 1 = every core busy with something else): contention."""
+    (t0, busy0, mine0), (t1, busy1, mine1) = _START["cpu"], _cpu_snapshot()
+    if busy0 is None or busy1 is None or t1 <= t0:
+        return None
+    capacity = (t1 - t0) * (os.cpu_count() or 1)
+    return round(max(0.0, (busy1 - busy0) - (mine1 - mine0)) / capacity, 3)
+
+
+# ----------------------------------------------------------------------------- output
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def fmt(value, digits=1):
+    """A table cell: numbers with thousands separators, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def table(headers, rows):
+    """A plain-text table (first column left-aligned, the others right-aligned)."""
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths)))
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def target_check(measured, target, higher_is_better=True):
+    """{target, measured, met} for the JSON."""
+    if measured is None:
+        return {"target": target, "measured": None, "met": None}
+    met = measured >= target if higher_is_better else measured <= target
+    return {"target": target, "measured": measured, "met": bool(met)}
+
+
+def write_json(path, payload):
+    """Write `payload` (sorted keys, indented) via a temporary file; returns the path."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def finish(name, args, payload, text):
+    """Print the table text, add the common fields, write the JSON; returns the payload."""
+    payload = dict(payload)
+    payload["benchmark"] = name
+    payload["quick"] = bool(args.quick)
+    payload["environment"] = environment()
+    path = write_json(out_path(args, name), payload)
+    print(text)
+    print(f"\nwrote {path}")
+    return payload

@@ -1,0 +1,160 @@
+"""Every benchmark script once with --quick: it runs, prints a table and writes the documented JSON.
+
+One tiny pipeline run (made by `benchmarks.pipeline_time --quick`) is shared by the other scripts
+through `--root`. The scripts run in this process (one TensorFlow import); `python -m benchmarks.<name> --help` checks
+each command line entry point.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import common, model_size, pipeline_time, quality, serving, throughput
+
+pytestmark = pytest.mark.e2e
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")
+
+
+def _run(module, work, *extra):
+    out = os.path.join(str(work), f"{module.NAME}.json")
+    returned = module.main(["--quick", "--work", str(work), "--out", out, *extra])
+    with open(out, encoding="utf-8") as f:
+        on_disk = json.load(f)
+    assert on_disk["benchmark"] == module.NAME and on_disk["quick"] is True
+    assert on_disk["environment"]["cpu_count"] >= 1
+    assert on_disk["environment"]["load_average_1_5_15"]
+    assert json.loads(json.dumps(returned, sort_keys=True)) == on_disk
+    return on_disk
+
+
+def _positive(value):
+    return isinstance(value, (int, float)) and value > 0
+
+
+@pytest.fixture(scope="module")
+def timing(work):
+    return _run(pipeline_time, work)
+
+
+@pytest.fixture(scope="module")
+def root(timing):
+    return timing["sizes"][0]["root"]
+
+
+def test_pipeline_time_reports_every_component(timing, capsys):
+    (size,) = timing["sizes"]
+    assert size["rows"] == common.QUICK_ROWS
+    assert set(size["components_s"]) == set(pipeline_time.COMPONENTS)
+    assert all(t >= 0 for t in size["components_s"].values())
+    assert size["total_s"] >= 0.95 * sum(size["components_s"].values())
+    assert size["components_s"]["Transform"] > 0 and size["components_s"]["TicketSearch"] > 0
+    assert _positive(size["peak_rss_mb_incl_children"])
+    assert size["seconds_per_100k_rows"] == pytest.approx(size["total_s"] / size["rows"] * 1e5)
+    assert timing["scaling"][0]["time_ratio_to_smallest"]["total"] == pytest.approx(1.0)
+    assert set(timing["targets"]) == {"pipeline_seconds_at_100k", "pipeline_1m_over_100k"}
+    assert timing["extrapolated"] is None               # one size: nothing to extrapolate from
+    assert os.path.exists(os.path.join(size["root"], "metadata.sqlite"))
+
+
+def test_scaling_exponents_and_labelled_extrapolation():
+    def size(rows, total, transform):
+        return {"rows": rows, "total_s": total,
+                "components_s": {"Transform": transform, "TicketSearch": total - transform}}
+    sizes = [size(20_000, 200.0, 100.0), size(100_000, 600.0, 200.0)]
+    (_, second) = pipeline_time.scaling(sizes)
+    assert second["time_ratio_to_smallest"]["total"] == pytest.approx(3.0)
+    assert second["exponent_vs_previous"]["total"] == pytest.approx(0.6826, abs=1e-4)
+    guess = pipeline_time.extrapolate(sizes, 1_000_000)
+    assert guess["label"].startswith("EXTRAPOLATED")
+    assert guess["total_s"] == pytest.approx(600 + 400 / 80_000 * 900_000)
+    assert pipeline_time.extrapolate(sizes, 100_000) is None     # measured: no extrapolation
+
+
+def test_throughput(root, work):
+    result = _run(throughput, work, "--root", root)
+    assert result["batch_sizes"] == [256]
+    assert result["train_rows"] > 0
+    for part in ("ticket_round", "ticket_search", "mtl"):
+        assert _positive(result[part]["256"]["examples_per_s"]["median"]), part
+        assert _positive(result[part]["256"]["peak_rss_mb"]), part
+    assert result["mtl"]["256"]["task_steps_per_example"] == 2
+    assert _positive(result["input_pipeline"]["parse_files"]["examples_per_s"]["median"])
+    assert _positive(result["input_pipeline"]["batches"]["256"]["examples_per_s"]["median"])
+    breakdown = result["mtl_step_breakdown"]
+    for key in ("embeddings_and_interactions_ms", "forward_one_task_ms",
+                "forward_backward_one_task_ms", "mtl_step_both_tasks_ms"):
+        assert _positive(breakdown[key]), key
+    assert breakdown["forward_one_task_ms"] < breakdown["mtl_step_both_tasks_ms"]
+    assert result["reference_tf1_examples_per_s"] == common.REFERENCE_TF1_EXAMPLES_PER_S
+    assert result["targets"]["mtl_examples_per_s_at_4096"]["measured"] is None   # no 4096 here
+
+
+def test_serving(root, work):
+    result = _run(serving, work, "--root", root)
+    one, many = result["batch_1"]["predict"], result["batch_n"]["predict"]
+    assert 0 < one["p50_ms"] <= one["p90_ms"] <= one["p99_ms"]
+    assert len(one["blocks"]) == result["repeats"] and one["blocks"][0]["calls"] == 50
+    assert result["batch_size"] == 256 and _positive(many["examples_per_s"])
+    for path in ("transform_features_only", "session_run_only", "client_round_trip"):
+        assert _positive(result["batch_1"][path]["p50_ms"]), path
+    assert result["model"].startswith(os.path.join(root, "serving"))
+    checks = result["targets"]
+    assert checks["serving_p50_ms_at_batch_1"]["measured"] == one["p50_ms"]
+    assert checks["serving_examples_per_s_at_batch_256"]["measured"] == many["examples_per_s"]
+    assert _positive(result["load_s"])
+
+
+def test_model_size(root, work):
+    result = _run(model_size, work, "--root", root)
+    b, p = result["bytes"], result["parameters"]
+    assert b["total"] == b["saved_model_pb"] + b["variables"] + b["assets"] + b["other"]
+    assert 0 < b["variables_gzip"] and result["vocab_files"] > 0
+    kinds = p["by_kind"]
+    assert {"embeddings", "mlp_biases", "heads", "shared_mlp_kernels", "ctr_masked_kernels",
+            "cvr_masked_kernels"} == set(kinds)
+    assert p["shipped"] == sum(k["stored"] for k in kinds.values())
+    assert p["dense"] < p["shipped"] and p["shipped_nonzero"] <= p["shipped"]
+    for task in ("ctr", "cvr"):
+        assert 0 < p["task_mlp_density"][task] <= 1
+    assert kinds["ctr_masked_kernels"]["stored"] == kinds["shared_mlp_kernels"]["stored"]
+    dense = result["dense_export_parameters"]
+    assert dense["shipped"] == p["shipped"] and dense["shipped_nonzero"] >= p["shipped_nonzero"]
+    assert result["targets"]["model_megabytes"]["measured"] == pytest.approx(b["total"] / 1e6)
+
+
+@pytest.mark.parametrize("module", [pipeline_time, throughput, serving, model_size, quality])
+def test_every_script_is_a_module_command(module):
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module.NAME}", "--help"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"python -m benchmarks.{module.NAME}" in proc.stdout and "--quick" in proc.stdout
+
+
+def test_quality_and_its_report(root, work, tmp_path):
+    result = _run(quality, work, "--root", root)
+    assert result["seeds"] == [1, 2]
+    for arm in quality.ARMS:
+        for metric in quality.METRICS:
+            entry = result["arms"][arm][metric]
+            assert len(entry["values"]) == 2 and 0.0 <= entry["mean"] <= 1.0
+            assert entry["std"] >= 0.0
+    diff = result["differences"]["lt4rec_minus_hard_sharing"]["ctr"]
+    per_seed = [s["lt4rec"]["ctr"] - s["hard_sharing"]["ctr"] for s in result["per_seed"]]
+    assert diff["mean"] == pytest.approx(sum(per_seed) / 2)
+    assert all(0 < t["ctr"]["density"] <= 1 for t in result["tickets"])
+
+    from pipeline import report
+    index = report.render(root, str(tmp_path / "report"), os.path.join(str(work),
+                                                                       "quality.json"))
+    page = open(index, encoding="utf-8").read()
+    lt4rec = result["arms"]["lt4rec"]["cvr"]
+    assert f"{lt4rec['mean']:.4f} ± {lt4rec['std']:.4f}" in page
+    assert os.path.exists(tmp_path / "report" / "auc_comparison.png")

@@ -1,0 +1,119 @@
+"""`pipeline.report`: an HTML report with PNG plots rendered from a tiny pipeline run."""
+import json
+import os
+import re
+
+import pytest
+
+from conftest import tiny_pipeline_config
+from modules import masks as masks_lib
+from modules import pruning
+from pipeline import local_runner, report, summary, synthetic_data
+
+pytestmark = pytest.mark.e2e
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report-run")
+    data_dir = root / "data"
+    synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
+    config = tiny_pipeline_config()
+    outputs = local_runner.run(str(data_dir), str(root), config)
+    result = summary.build(outputs, local_runner.RunLayout(str(root)), config)
+    return {"root": str(root), "outputs": outputs, "summary": result}
+
+
+def _quality_json(path):
+    """A quality file in the format `benchmarks.quality` writes (numbers made up)."""
+    arms = {}
+    for i, arm in enumerate(("dense_single_task", "hard_sharing", "lt4rec")):
+        arms[arm] = {m: {"mean": 0.61 + 0.0123 * i + 0.001 * j, "std": 0.0031 + 0.001 * j,
+                         "values": [0.6, 0.62, 0.63]}
+                     for j, m in enumerate(("ctr", "cvr", "ctcvr"))}
+    diff = {m: {"mean": 0.0123, "std": 0.002, "lt4rec_better_in": 3, "seeds": 3}
+            for m in ("ctr", "cvr", "ctcvr")}
+    data = {"seeds": [42, 43, 44], "metrics": ["ctr", "cvr", "ctcvr"], "arms": arms,
+            "differences": {"lt4rec_minus_hard_sharing": diff}, "train_rows": 640,
+            "eval_rows": 160, "run_root": "elsewhere"}
+    path.write_text(json.dumps(data))
+    return data
+
+
+@pytest.fixture(scope="module")
+def rendered(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    quality = _quality_json(out / "quality-input.json")
+    assert report.main(["--root", run["root"], "--out", str(out / "html"),
+                        "--quality", str(out / "quality-input.json")]) == 0
+    page = (out / "html" / "index.html").read_text(encoding="utf-8")
+    return {"dir": out / "html", "page": page, "quality": quality}
+
+
+def test_every_image_is_an_existing_png(rendered):
+    images = re.findall(r'<img src="([^"]+)"', rendered["page"])
+    assert {"pruning_curves.png", "mask_density.png", "mask_overlap.png", "auc_comparison.png",
+            "tfma_slices.png"} <= set(images)
+    for name in images:
+        path = rendered["dir"] / name
+        assert path.is_file(), name
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        assert path.stat().st_size > 5000, name
+
+
+def test_report_shows_the_run_numbers(run, rendered):
+    page, result = rendered["page"], run["summary"]
+    for task in ("ctr", "cvr"):
+        for key in ("dense_auc", "ticket_auc", "mtl_auc", "density"):
+            assert f"{result[task][key]:.4f}" in page, (task, key)
+    assert f"{result['ctcvr_auc']:.4f}" in page
+    assert f"{result['overlap']['jaccard']:.4f}" in page
+    assert result["pushed_model"] in page
+
+
+def test_report_shows_every_pruning_round_and_the_mask_densities(run, rendered):
+    page = rendered["page"]
+    masks_uri = run["outputs"]["TicketSearch"]["masks"][0].uri
+    with open(os.path.join(masks_uri, "ticket_report.json"), encoding="utf-8") as f:
+        ticket = json.load(f)
+    for task in ("ctr", "cvr"):
+        for r in ticket["tasks"][task]["rounds"]:
+            assert f"{r['metric']:.4f}" in page
+    for task, masks in masks_lib.load(masks_uri).items():
+        for mask in masks:
+            assert f"{mask.mean():.4f}" in page
+        assert f"{pruning.density(masks):.4f}" in page
+
+
+def test_report_shows_the_tfma_slices(run, rendered):
+    import tensorflow_model_analysis as tfma
+    result = tfma.load_eval_result(run["outputs"]["Evaluator"]["evaluation"][0].uri)
+    page = rendered["page"]
+    for slice_key, metrics in result.slicing_metrics:
+        auc = metrics["ctr"][""]["auc"]["doubleValue"]
+        assert f"{auc:.4f}" in page
+        if slice_key:
+            ((name, value),) = slice_key
+            assert f"{name} = {value}" in page
+
+
+def test_report_shows_the_quality_comparison(rendered):
+    page, quality = rendered["page"], rendered["quality"]
+    for arm in ("dense_single_task", "hard_sharing", "lt4rec"):
+        for metric in ("ctr", "cvr", "ctcvr"):
+            entry = quality["arms"][arm][metric]
+            assert f"{entry['mean']:.4f} ± {entry['std']:.4f}" in page
+    assert "+0.0123 ± 0.0020 (3/3 seeds)" in page
+
+
+def test_report_without_quality_json_says_how_to_make_one(run, tmp_path):
+    index = report.render(run["root"], str(tmp_path))
+    page = open(index, encoding="utf-8").read()
+    assert "benchmarks.quality" in page and "auc_comparison.png" not in page
+
+
+def test_report_of_an_empty_root_fails_cleanly(tmp_path, capsys):
+    assert report.main(["--root", str(tmp_path)]) == 1
+    assert "no pipeline run" in capsys.readouterr().err
