@@ -49,16 +49,23 @@ QUICK_OVERRIDES = {
 }
 
 
-
-def _cpu_snapshot():
-    """(wall s, machine busy CPU s, this process's CPU s incl. reaped children)."""
+def machine_busy_cpu_s():
+    """CPU seconds all processes of the machine have used since boot (None if unknown)."""
     try:
         import psutil
         machine = psutil.cpu_times()
+        return sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    except Exception:  # pylint: disable=broad-except  (contention figures are best effort)
+        return None
+
+
+def _cpu_snapshot():
+    """(wall s, machine busy CPU s, this process's CPU s incl. reaped children)."""
+    busy = machine_busy_cpu_s()
+    try:
+        import psutil
         own = psutil.Process(os.getpid()).cpu_times()
-        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-        mine = own.user + own.system + own.children_user + own.children_system
-        return time.time(), busy, mine
+        return time.time(), busy, own.user + own.system + own.children_user + own.children_system
     except Exception:  # pylint: disable=broad-except  (contention figures are best effort)
         return time.time(), None, None
 
@@ -233,24 +240,47 @@ class PeakMemory:
 
     `with PeakMemory() as peak: ...` then `peak.bytes`. Sampling every `interval` seconds can miss
     spikes shorter than that; `resource.getrusage` gives the process-lifetime peak (see
-    `environment()`).
+    `environment()`). With `cpu=True` it also records the CPU seconds used by this process and
+    its children over time, so `cpu_between(t0, t1)` gives the CPU time of a window (epoch
+    seconds): unlike wall time, it barely changes when other processes compete for the cores.
     """
 
-    def __init__(self, interval=0.02):
+    def __init__(self, interval=0.02, cpu=False):
         self.interval = interval
         self.bytes = 0
+        self.cpu = cpu
+        self.cpu_samples = []            # (epoch seconds, CPU seconds incl. children)
         self._stop = threading.Event()
 
     def _rss(self):
         import psutil
         process = psutil.Process(os.getpid())
         total = process.memory_info().rss
+        cpu = 0.0
+        if self.cpu:
+            own = process.cpu_times()
+            cpu = own.user + own.system + own.children_user + own.children_system
         for child in process.children(recursive=True):
             try:
                 total += child.memory_info().rss
+                if self.cpu:
+                    times = child.cpu_times()
+                    cpu += times.user + times.system
             except psutil.Error:
                 pass
+        if self.cpu:
+            self.cpu_samples.append((time.time(), cpu))
         return total
+
+    def cpu_between(self, start, end):
+        """CPU seconds (process + children) used between two epoch times, interpolated."""
+        import numpy as np
+        if len(self.cpu_samples) < 2:
+            return None
+        times, values = zip(*self.cpu_samples)
+        # Reaped children move their time into children_*: keep the series non-decreasing.
+        values = np.maximum.accumulate(np.asarray(values))
+        return float(np.interp(end, times, values) - np.interp(start, times, values))
 
     def _sample(self):
         while not self._stop.is_set():
@@ -353,6 +383,13 @@ def write_json(path, payload):
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def run_script(name, parser, measure, render, argv=None):
+    """A benchmark script's `main`: parse `argv`, measure, then `finish` with the rendered table."""
+    args = parser.parse_args(argv)
+    result = measure(args)
+    return finish(name, args, result, render(result))
 
 
 def finish(name, args, payload, text):

@@ -5,6 +5,9 @@ one gzip shard, hash-split 4:1) the pipeline runs from scratch (fresh root, no c
 LocalDagRunner, as `lt4rec run` does. Per component the wall time is taken from its MLMD
 execution (create -> last update); `orchestration` is the rest of the measured total (launchers,
 drivers, MLMD, resolvers). Peak memory counts this process and its children (Beam workers).
+CPU seconds (this process and its children, sampled) are given per component and in total:
+unlike wall time they hardly change when other processes compete for the cores, and
+`other_processes_cpu_share` says how much they did (0 = quiet machine).
 Scaling: ratio of each time to the smallest size's, and the exponent
 log(t2/t1) / log(n2/n1) between consecutive sizes (1.0 = linear, 0 = fixed cost).
 Data generation is timed separately (it is not part of the pipeline) and only when the data is
@@ -38,11 +41,12 @@ def _parser():
 
 
 def component_times(layout, pipeline_name):
-    """{node: seconds} and {node: start offset s} of each node's latest execution in MLMD."""
+    """{node: seconds}, {node: start offset s} and {node: (start, end) epoch s} of each node's
+    latest execution in MLMD."""
     from ml_metadata import metadata_store
     store = metadata_store.MetadataStore(layout.connection())
     prefix = pipeline_name + "."
-    times, starts = {}, {}
+    times, windows = {}, {}
     for context in store.get_contexts_by_type("node"):
         if not context.name.startswith(prefix):
             continue
@@ -51,10 +55,11 @@ def component_times(layout, pipeline_name):
             continue
         latest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
         node = context.name[len(prefix):]
-        times[node] = (latest.last_update_time_since_epoch - latest.create_time_since_epoch) / 1e3
-        starts[node] = latest.create_time_since_epoch / 1e3
-    first = min(starts.values()) if starts else 0.0
-    return times, {node: s - first for node, s in starts.items()}
+        windows[node] = (latest.create_time_since_epoch / 1e3,
+                         latest.last_update_time_since_epoch / 1e3)
+        times[node] = windows[node][1] - windows[node][0]
+    first = min(w[0] for w in windows.values()) if windows else 0.0
+    return times, {node: w[0] - first for node, w in windows.items()}, windows
 
 
 def one_size(args, config, rows):
@@ -65,13 +70,19 @@ def one_size(args, config, rows):
     root = os.path.abspath(os.path.join(args.work, f"pipeline-{rows}"))
     shutil.rmtree(root, ignore_errors=True)
     common.log(f"{rows:,} rows: running the pipeline under {root}")
-    with common.PeakMemory(interval=0.2) as peak:
-        start = time.perf_counter()
+    busy_before = common.machine_busy_cpu_s()
+    with common.PeakMemory(interval=0.2, cpu=True) as peak:
+        start, start_epoch = time.perf_counter(), time.time()
         local_runner.run(data, root, config, enable_cache=False)
-        total = time.perf_counter() - start
+        total, end_epoch = time.perf_counter() - start, time.time()
     layout = local_runner.RunLayout(root)
-    times, starts = component_times(layout, config.pipeline_name)
+    times, starts, windows = component_times(layout, config.pipeline_name)
     components = {node: times[node] for node in COMPONENTS if node in times}
+    cpu = {node: peak.cpu_between(*windows[node]) for node in components}
+    total_cpu = peak.cpu_between(start_epoch, end_epoch)
+    busy = common.machine_busy_cpu_s() - busy_before if busy_before is not None else None
+    other_share = (round(max(0.0, busy - total_cpu) / (total * (os.cpu_count() or 1)), 3)
+                   if busy is not None and total_cpu is not None else None)
     other = {node: t for node, t in times.items() if node not in COMPONENTS}
     measured = sum(times.values())
     data_bytes = sum(os.path.getsize(os.path.join(d, f))
@@ -81,6 +92,8 @@ def one_size(args, config, rows):
             "components_s": components, "other_nodes_s": other,
             "orchestration_s": total - measured, "start_offsets_s": starts,
             "peak_rss_mb_incl_children": peak.megabytes,
+            "cpu_s_incl_children": {"total": total_cpu, "components": cpu},
+            "other_processes_cpu_share": other_share,
             "seconds_per_100k_rows": total / rows * 1e5}
 
 
@@ -179,6 +192,12 @@ def render(result):
             first, last = t(sizes[0]), t(sizes[-1])
             row.append(common.fmt(last / first, 1) + "x" if first and last else "-")
         rows.append(row)
+    rows.append(["TOTAL CPU s (incl. Beam workers)"] +
+                [common.fmt((s.get("cpu_s_incl_children") or {}).get("total"), 1)
+                 for s in sizes] + (["-"] if extra else []) + (["-"] if len(sizes) > 1 else []))
+    rows.append(["other processes' share of cores"] +
+                [common.fmt(s.get("other_processes_cpu_share"), 2) for s in sizes] +
+                (["-"] if extra else []) + (["-"] if len(sizes) > 1 else []))
     rows.append(["peak RSS MB (incl. Beam workers)"] +
                 [common.fmt(s["peak_rss_mb_incl_children"], 0) for s in sizes] +
                 (["-"] if extra else []) + (["-"] if len(sizes) > 1 else []))
@@ -195,11 +214,9 @@ def render(result):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
-    result = measure(args)
-    return common.finish(NAME, args, result, render(result))
+    """Measure, print the table and write the JSON; returns the JSON payload."""
+    return common.run_script(NAME, _parser(), measure, render, argv)
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    sys.exit(0)

@@ -169,11 +169,9 @@ def render(result):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
-    result = measure(args)
-    return common.finish(NAME, args, result, render(result))
+    """Measure, print the table and write the JSON; returns the JSON payload."""
+    return common.run_script(NAME, _parser(), measure, render, argv)
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    sys.exit(0)

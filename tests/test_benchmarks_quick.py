@@ -57,6 +57,10 @@ def test_pipeline_time_reports_every_component(timing, capsys):
     assert size["total_s"] >= 0.95 * sum(size["components_s"].values())
     assert size["components_s"]["Transform"] > 0 and size["components_s"]["TicketSearch"] > 0
     assert _positive(size["peak_rss_mb_incl_children"])
+    cpu = size["cpu_s_incl_children"]
+    assert _positive(cpu["total"]) and set(cpu["components"]) == set(size["components_s"])
+    assert cpu["components"]["TicketSearch"] > 0
+    assert 0.0 <= size["other_processes_cpu_share"] <= 1.0
     assert size["seconds_per_100k_rows"] == pytest.approx(size["total_s"] / size["rows"] * 1e5)
     assert timing["scaling"][0]["time_ratio_to_smallest"]["total"] == pytest.approx(1.0)
     assert set(timing["targets"]) == {"pipeline_seconds_at_100k", "pipeline_1m_over_100k"}
