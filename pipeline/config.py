@@ -191,7 +191,7 @@ class Config:
                      "data.synthetic_rows"):
             section, field = name.split(".")
             value = getattr(getattr(self, section), field)
-            _check(isinstance(value, int) and value > 0, name, value, "must be a positive integer")
+            _check(_is_int(value) and value > 0, name, value, "must be a positive integer")
         _check(self.ticket.rewind_step >= 0, "ticket.rewind_step", self.ticket.rewind_step,
                "must be >= 0")
         _check(self.model.hidden_units and all(u > 0 for u in self.model.hidden_units),
@@ -224,8 +224,17 @@ class Config:
             for key in over:
                 _check(key in ("top_k", "frequency_threshold", "num_oov_buckets"),
                        f"vocab.per_group.{group}", key, "unknown setting")
-        _check(self.vocab.num_oov_buckets >= 1, "vocab.num_oov_buckets",
-               self.vocab.num_oov_buckets, "must be >= 1 (unseen values need an id)")
+        for group in [None] + sorted(self.vocab.per_group):
+            where = "vocab" if group is None else f"vocab.per_group.{group}"
+            top_k, threshold, oov = self.vocab.for_group(group)
+            _check(top_k is None or (_is_int(top_k) and top_k > 0), f"{where}.top_k", top_k,
+                   "must be a positive integer or null (no limit)")
+            _check(_is_int(threshold) and threshold >= 1, f"{where}.frequency_threshold",
+                   threshold, "must be an integer >= 1")
+            _check(_is_int(oov) and oov >= 1, f"{where}.num_oov_buckets", oov,
+                   "must be an integer >= 1 (unseen values need an id)")
+        _check(all(isinstance(d, str) and d for d in self.model.devices), "model.devices",
+               self.model.devices, "must be a list of device names such as '/gpu:0'")
         _check(len(self.data.eval_fraction_buckets) == 2 and
                all(b > 0 for b in self.data.eval_fraction_buckets),
                "data.eval_fraction_buckets", self.data.eval_fraction_buckets,
@@ -254,6 +263,10 @@ def _parse(path, text):
         raise ConfigError(f"invalid configuration: {path} must hold a mapping, not "
                           f"{type(values).__name__}")
     return values
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(ok, field, value, message):

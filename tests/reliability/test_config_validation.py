@@ -32,6 +32,13 @@ BAD = [
     ({"model": {"hidden_units": [32, "16"]}}, "model.hidden_units"),
     ({"ticket": {"tasks": "ctr"}}, "ticket.tasks = 'ctr' must be of type List[str]"),
     ({"ticket": {"round": 3}}, "unknown key(s) ['round'] in ticket."),
+    ({"vocab": {"top_k": 0}}, "vocab.top_k = 0 must be a positive integer or null"),
+    ({"vocab": {"frequency_threshold": 0}}, "vocab.frequency_threshold = 0"),
+    ({"vocab": {"per_group": {"FEA_UID": {"num_oov_buckets": 0}}}},
+     "vocab.per_group.FEA_UID.num_oov_buckets = 0"),
+    ({"vocab": {"per_group": {"FEA_UID": {"top_k": 2.5}}}},
+     "vocab.per_group = {'FEA_UID': {'top_k': 2.5}} must be of type"),
+    ({"model": {"devices": [""]}}, "model.devices"),
 ]
 
 
