@@ -95,27 +95,38 @@ def predict_files(model_dir, pattern, out=None, batch_size=256):
     """Score every example of gzip/plain TFRecord files matching `pattern`; JSON lines out.
 
     A file that is unreadable or holds invalid examples raises ValueError naming the file.
+    `out` is written atomically: it appears only when every file was scored.
     """
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no files match {pattern}")
     session = ServingSession(model_dir)
-    stream = open(out, "w", encoding="utf-8") if out else sys.stdout
-    count = 0
+    if not out:
+        return _score_files(session, files, sys.stdout, batch_size)
+    partial = f"{out}.incomplete"
     try:
-        for path in files:
-            compression = "GZIP" if path.endswith(".gz") else ""
-            dataset = tf.data.TFRecordDataset(path, compression_type=compression).batch(batch_size)
-            try:
-                for batch in dataset:
-                    scores = session.score(batch.numpy().tolist())
-                    for i in range(len(batch)):
-                        stream.write(json.dumps(
-                            {k: float(v[i]) for k, v in sorted(scores.items())}) + "\n")
-                    count += len(batch)
-            except tf.errors.OpError as error:
-                raise ValueError(f"cannot score {path}: {error.message}") from error
+        with open(partial, "w", encoding="utf-8") as stream:
+            count = _score_files(session, files, stream, batch_size)
+        os.replace(partial, out)
     finally:
-        if out:
-            stream.close()
+        if os.path.exists(partial):
+            os.remove(partial)
+    return count
+
+
+def _score_files(session, files, stream, batch_size):
+    """Write one JSON line of scores per example of `files`; returns the number of examples."""
+    count = 0
+    for path in files:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        dataset = tf.data.TFRecordDataset(path, compression_type=compression).batch(batch_size)
+        try:
+            for batch in dataset:
+                scores = session.score(batch.numpy().tolist())
+                for i in range(len(batch)):
+                    stream.write(json.dumps(
+                        {k: float(v[i]) for k, v in sorted(scores.items())}) + "\n")
+                count += len(batch)
+        except tf.errors.OpError as error:
+            raise ValueError(f"cannot score {path}: {error.message}") from error
     return count

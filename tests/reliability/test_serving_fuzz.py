@@ -5,6 +5,8 @@ clean `InvalidArgumentError` (TF Serving's INVALID_ARGUMENT) or finite probabili
 The model is the one pushed by the crash-recovery scenario (fixture `recovered_run`).
 """
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -144,10 +146,14 @@ def test_invalid_utf8_keywords_are_opaque_vocabulary_entries(model, tft_output):
 
 @pytest.mark.parametrize("content", ["truncated", "not examples"])
 def test_lt4rec_predict_names_the_file_it_cannot_score(recovered_run, tmp_path, capsys, content):
+    """A good file is scored first, then a bad one fails: the error names it, and `--out` is not
+    left half-written."""
     from pipeline import cli
-    path = str(tmp_path / "requests.tfrecord.gz")
+    examples = helpers.read_examples(recovered_run["data"])
+    helpers.write_examples(str(tmp_path / "in" / "a-good.tfrecord.gz"), examples[:300])
+    path = str(tmp_path / "in" / "b-bad.tfrecord.gz")
     if content == "truncated":
-        helpers.write_examples(path, helpers.read_examples(recovered_run["data"])[:50])
+        helpers.write_examples(path, examples[:50])
         with open(path, "rb") as f:
             data = f.read()
         with open(path, "wb") as f:
@@ -155,7 +161,10 @@ def test_lt4rec_predict_names_the_file_it_cannot_score(recovered_run, tmp_path, 
     else:
         with tf.io.TFRecordWriter(path, "GZIP") as writer:
             writer.write(b"\x0a\xff\xff\xff\xff\xff\x80\xfe")
-    code = cli.main(["predict", "--model", recovered_run["serving_dir"], "--data", path,
-                     "--out", str(tmp_path / "scores.jsonl")])
+    out = tmp_path / "out" / "scores.jsonl"
+    out.parent.mkdir()
+    code = cli.main(["predict", "--model", recovered_run["serving_dir"], "--data",
+                     str(tmp_path / "in" / "*.tfrecord.gz"), "--out", str(out)])
     assert code == 1
     assert f"cannot score {path}" in capsys.readouterr().err
+    assert os.listdir(out.parent) == []
