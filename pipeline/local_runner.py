@@ -8,6 +8,7 @@ Also the DSL file of the tfx CLI's local engine:
 reading LT4REC_CONFIG (config file), LT4REC_DATA (input directory; default: synthetic data) and
 LT4REC_ROOT (default runs/tfx-cli) from the environment.
 """
+import hashlib
 import os
 import shutil
 import sys
@@ -21,7 +22,13 @@ from tfx import v1 as tfx
 
 from pipeline import mlmd
 from pipeline.config import Config
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import SCHEMA_PATH, create_pipeline
+
+
+SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+# Beam flags that tell TFX where the workers' Python dependencies come from.
+_DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file",
+                     "--worker_harness_container_image", "--sdk_container_image")
 
 
 class RunLayout:
@@ -33,6 +40,7 @@ class RunLayout:
         self.metadata_path = os.path.join(self.root, "metadata.sqlite")
         self.serving_dir = os.path.join(self.root, "serving")
         self.summary_path = os.path.join(self.root, "summary.json")
+        self.schema_dir = os.path.join(self.root, "schema")
 
     def connection(self):
         """MLMD connection config of this run's SQLite store."""
@@ -51,7 +59,40 @@ def default_data(root, config):
     return out
 
 
-def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None):
+def schema_snapshot(layout, schema_path=SCHEMA_PATH):
+    """Copy the schema to `<root>/schema/<content sha256>/schema.pbtxt`; returns the copy's path.
+
+    ImportSchemaGen caches by its `schema_file` path, so an edited schema at the same path would
+    reuse the old import. A content-addressed copy makes an edit a new input: the next run
+    re-imports it and re-runs everything that reads the schema.
+    """
+    with open(schema_path, "rb") as f:
+        content = f.read()
+    folder = os.path.join(layout.schema_dir, hashlib.sha256(content).hexdigest()[:16])
+    path = os.path.join(folder, os.path.basename(schema_path))
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        with open(path + ".partial", "wb") as f:
+            f.write(content)
+        os.replace(path + ".partial", path)
+    return path
+
+
+def local_beam_args(args):
+    """`args` plus `--setup_file=<this project's setup.py>` unless they name a dependency already.
+
+    Without a dependency flag every TFX Beam component repackages the whole TFX install into a
+    new /tmp directory (~50 MB per component and run, never removed) for remote Beam workers;
+    the local DirectRunner never reads it. Remote runners get this project's package instead.
+    """
+    if not os.path.exists(SETUP_FILE) or any(
+            arg.startswith(_DEPENDENCY_FLAGS) for arg in args):
+        return list(args)
+    return list(args) + [f"--setup_file={SETUP_FILE}"]
+
+
+def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None,
+        schema_path=SCHEMA_PATH):
     """Run the whole pipeline on `data_root`; returns {node: {output: [artifact]}} from MLMD."""
     config = config or Config()
     layout = RunLayout(root)
@@ -60,7 +101,9 @@ def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None
         pipeline_root=layout.pipeline_root, data_root=os.path.abspath(data_root),
         serving_dir=layout.serving_dir, config=config,
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,
-        beam_pipeline_args=beam_pipeline_args))
+        beam_pipeline_args=local_beam_args(beam_pipeline_args if beam_pipeline_args is not None
+                                           else config.beam_pipeline_args),
+        schema_path=schema_snapshot(layout, schema_path)))
     return mlmd.latest_outputs(layout.connection(), config.pipeline_name)
 
 

@@ -15,11 +15,13 @@ VENV_BIN = os.path.dirname(sys.executable)
 
 
 def test_tfx_cli_local_engine_runs_the_tiny_pipeline(tmp_path):
+    """...and leaves nothing in the temp directory (no ephemeral TFX sdist per Beam component)."""
     config = tiny_pipeline_config(data={"synthetic_rows": 400}, ticket={"rounds": 1})
     (tmp_path / "config.json").write_text(config.to_json())
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
                LOCAL_HOME=str(tmp_path / "home"), LT4REC_CONFIG=str(tmp_path / "config.json"),
-               LT4REC_ROOT=str(tmp_path / "root"))
+               LT4REC_ROOT=str(tmp_path / "root"), TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     tfx = os.path.join(VENV_BIN, "tfx")
     create = subprocess.run([tfx, "pipeline", "create", "--engine=local",
                              "--pipeline_path=pipeline/local_runner.py"],
@@ -33,3 +35,4 @@ def test_tfx_cli_local_engine_runs_the_tiny_pipeline(tmp_path):
                                                              "metadata.sqlite")), "lt4rec")
     assert {"Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher"} <= set(outputs)
     assert os.listdir(tmp_path / "root" / "serving")
+    assert not list((tmp_path / "tmp").glob("*/build/tfx")), "TFX built an ephemeral sdist"
