@@ -1,15 +1,17 @@
 """Masked training of an LT4RecNetwork: the loop shared by ticket search and MTL training.
 
-Each task has its own masks (one per prunable kernel) and its own Adam optimizer. A step of a task
+Each task has its own masks (one per prunable kernel) and its own Adam optimizer (lazy on the
+embedding tables: a step updates only the rows it looked up, so its cost does not grow with the
+vocabularies). A step of a task
 runs the network through that task's masks, so the gradient of a masked-out connection is exactly
 zero; with per-task optimizer state that has only ever seen zeros there, Adam's update is exactly
 zero too: no task moves a connection outside its own mask (no momentum leaks between tasks).
 """
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 
 from modules import tasks as task_lib
+from modules.lazy_adam import LazyAdam
 
 
 class MaskedTrainer:
@@ -42,8 +44,7 @@ class MaskedTrainer:
         for task in self.masks:
             if task not in self.optimizers:
                 with self.strategy.scope():
-                    optimizer = keras.optimizers.Adam(self.model_config.learning_rate,
-                                                      jit_compile=False)
+                    optimizer = LazyAdam(self.model_config.learning_rate, jit_compile=False)
                     optimizer.build(self.network.task_variables(task))
                 self.optimizers[task] = optimizer
             for var in self.optimizers[task].variables:
