@@ -1,27 +1,40 @@
 """PNG plots of ticket search results (matplotlib, no display needed)."""
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
 
-def pruning_curves(report, path):
-    """Eval metric vs. density per task, with each task's chosen round marked."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+TASK_COLORS = {"ctr": "#1f77b4", "cvr": "#d62728"}
+
+
+def draw_pruning_curves(ax, report):
+    """Draw eval metric vs. density per task on `ax`, each task's chosen round circled."""
     for task, result in sorted(report["tasks"].items()):
         rounds = result["rounds"]
         ax.plot([r["density"] for r in rounds], [r["metric"] for r in rounds], marker="o",
-                label=f"{task} ({result['metric_name']})")
+                color=TASK_COLORS.get(task), label=f"{task} ({result['metric_name']})")
         chosen = rounds[result["chosen_round"]]
         ax.scatter([chosen["density"]], [chosen["metric"]], s=160, facecolors="none",
                    edgecolors="black")
+    densities = sorted({round(r["density"], 2) for result in report["tasks"].values()
+                        for r in result["rounds"]})
     ax.set_xscale("log")
+    ax.set_xticks(densities, [f"{d:.2f}" for d in densities])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.invert_xaxis()
     ax.set_xlabel("density of the prunable MLP weights")
     ax.set_ylabel("eval metric")
     ax.set_title("Lottery-ticket search (circled: chosen round)")
     ax.grid(True, alpha=0.3)
     ax.legend()
+
+
+def pruning_curves(report, path):
+    """Write the pruning curves of a ticket report to the PNG `path`."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    draw_pruning_curves(ax, report)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

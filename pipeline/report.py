@@ -27,10 +27,11 @@ import sys
 
 import numpy as np
 
+from modules import plots
+
 TASKS = ("ctr", "cvr")
 REPORT_DIR = "report"
 QUALITY_FILE = "quality.json"
-_TASK_COLORS = {"ctr": "#1f77b4", "cvr": "#d62728"}
 _ARM_ORDER = ("dense_single_task", "hard_sharing", "lt4rec")
 _ARM_LABELS = {"dense_single_task": "dense single-task", "hard_sharing": "hard sharing (all-ones)",
                "lt4rec": "LT4REC sparse sharing"}
@@ -164,40 +165,18 @@ def mask_stats(masks):
 
 # ----------------------------------------------------------------------------- plots
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, out_dir, name):
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, name))
-    _plt().close(fig)
+    plots.plt.close(fig)
     return name
 
 
 def plot_pruning_curves(ticket_report, out_dir):
-    plt = _plt()
+    plt = plots.plt
     tasks = sorted(ticket_report["tasks"])
     fig, axes = plt.subplots(1, 1 + len(tasks), figsize=(5 + 4 * len(tasks), 4), dpi=100)
-    ax = axes[0]
-    for task in tasks:
-        result = ticket_report["tasks"][task]
-        rounds = result["rounds"]
-        ax.plot([r["density"] for r in rounds], [r["metric"] for r in rounds], marker="o",
-                color=_TASK_COLORS.get(task), label=f"{task} ({result['metric_name']})")
-        chosen = rounds[result["chosen_round"]]
-        ax.scatter([chosen["density"]], [chosen["metric"]], s=160, facecolors="none",
-                   edgecolors="black")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("density of the prunable MLP weights")
-    ax.set_ylabel("eval AUC")
-    ax.set_title("Pruning curves (circled: chosen round)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    plots.draw_pruning_curves(axes[0], ticket_report)
     for ax, task in zip(axes[1:], tasks):
         rounds = ticket_report["tasks"][task]["rounds"]
         layers = len(rounds[0]["layer_density"])
@@ -215,7 +194,7 @@ def plot_pruning_curves(ticket_report, out_dir):
 
 
 def plot_layer_density(stats, out_dir):
-    plt = _plt()
+    plt = plots.plt
     layers = stats["layers"]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     width = 0.8 / len(stats["tasks"])
@@ -223,7 +202,7 @@ def plot_layer_density(stats, out_dir):
     for i, task in enumerate(stats["tasks"]):
         values = [layer["density"][task] for layer in layers]
         bars = ax.bar(x + (i - (len(stats["tasks"]) - 1) / 2) * width, values, width,
-                      label=task, color=_TASK_COLORS.get(task))
+                      label=task, color=plots.TASK_COLORS.get(task))
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(x, [f"layer {l['layer']}\n{l['shape'][0]}x{l['shape'][1]}" for l in layers])
     ax.set_ylabel("fraction of connections kept")
@@ -234,10 +213,10 @@ def plot_layer_density(stats, out_dir):
 
 
 def plot_overlap(stats, out_dir):
-    plt = _plt()
+    plt = plots.plt
     layers = stats["layers"]
     categories = list(layers[0]["categories"])
-    colors = [_TASK_COLORS["ctr"], "#9467bd", _TASK_COLORS["cvr"], "#dddddd"]
+    colors = [plots.TASK_COLORS["ctr"], "#9467bd", plots.TASK_COLORS["cvr"], "#dddddd"]
     fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
     bottom = np.zeros(len(layers))
     x = np.arange(len(layers))
@@ -279,7 +258,7 @@ def field_density(masks, tasks):
 
 
 def plot_field_density(density, tasks, out_dir):
-    plt = _plt()
+    plt = plots.plt
     fields = density["fields"]
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), dpi=100, sharex=True)
     x = np.arange(len(fields))
@@ -287,7 +266,7 @@ def plot_field_density(density, tasks, out_dir):
     for ax, part in zip(axes, ("embedding", "interaction")):
         for i, task in enumerate(tasks):
             ax.bar(x + (i - (len(tasks) - 1) / 2) * width, density[part][task], width,
-                   label=task, color=_TASK_COLORS.get(task))
+                   label=task, color=plots.TASK_COLORS.get(task))
         ax.set_ylabel("kept fraction")
         ax.set_title(f"layer 0 rows fed by each field's {part}"
                      + (" (its row of the F x F matrix)" if part == "interaction" else ""),
@@ -300,12 +279,12 @@ def plot_field_density(density, tasks, out_dir):
 
 def plot_mask_maps(masks, tasks, out_dir):
     """Every layer's connections coloured by which task keeps them."""
-    plt = _plt()
+    plt = plots.plt
     from matplotlib.colors import ListedColormap
     a_masks, b_masks = masks[tasks[0]], masks[tasks[1]]
     fig, axes = plt.subplots(1, len(a_masks), figsize=(4 * len(a_masks), 4), dpi=100)
     axes = np.atleast_1d(axes)
-    cmap = ListedColormap(["#ffffff", _TASK_COLORS["ctr"], _TASK_COLORS["cvr"], "#9467bd"])
+    cmap = ListedColormap(["#ffffff", plots.TASK_COLORS["ctr"], plots.TASK_COLORS["cvr"], "#9467bd"])
     for i, (ax, a, b) in enumerate(zip(axes, a_masks, b_masks)):
         codes = a.astype(int) + 2 * b.astype(int)      # 0 none, 1 a only, 2 b only, 3 shared
         ax.imshow(codes.T, cmap=cmap, vmin=0, vmax=3, interpolation="nearest", aspect="auto")
@@ -319,7 +298,7 @@ def plot_mask_maps(masks, tasks, out_dir):
 
 
 def plot_quality(quality, out_dir):
-    plt = _plt()
+    plt = plots.plt
     arms = [a for a in _ARM_ORDER if a in quality["arms"]]
     metrics = quality.get("metrics", ["ctr", "cvr", "ctcvr"])
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=100)
@@ -341,7 +320,7 @@ def plot_quality(quality, out_dir):
 
 
 def plot_slices(tfma_result, out_dir):
-    plt = _plt()
+    plt = plots.plt
     slices = [s for s in tfma_result["slices"] if not s["overall"]]
     overall = next((s for s in tfma_result["slices"] if s["overall"]), None)
     if not slices:
@@ -351,9 +330,9 @@ def plot_slices(tfma_result, out_dir):
     for i, task in enumerate(TASKS):
         values = [s["metrics"].get(task, {}).get("auc", np.nan) for s in slices]
         ax.bar(x + (i - 0.5) * 0.4, values, 0.4, label=f"{task} AUC",
-               color=_TASK_COLORS[task])
+               color=plots.TASK_COLORS[task])
         if overall and "auc" in overall["metrics"].get(task, {}):
-            ax.axhline(overall["metrics"][task]["auc"], color=_TASK_COLORS[task],
+            ax.axhline(overall["metrics"][task]["auc"], color=plots.TASK_COLORS[task],
                        linestyle="--", linewidth=1)
     ax.set_xticks(x, [s["slice"].split(" = ")[-1] + f"\nn={int(_count(s))}" for s in slices],
                   fontsize=7)
