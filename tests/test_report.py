@@ -5,9 +5,10 @@ import re
 
 import pytest
 
+from conftest import tiny_pipeline_config
 from modules import masks as masks_lib
 from modules import pruning
-from pipeline import report
+from pipeline import local_runner, report, summary, synthetic_data
 
 pytestmark = pytest.mark.e2e
 
@@ -15,9 +16,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def run(tiny_run):
-    """The session's tiny pipeline run (the report only reads it)."""
-    return {**tiny_run, "root": str(tiny_run["root"])}
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report-run")
+    data_dir = root / "data"
+    synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
+    config = tiny_pipeline_config()
+    outputs = local_runner.run(str(data_dir), str(root), config)
+    result = summary.build(outputs, local_runner.RunLayout(str(root)), config)
+    return {"root": str(root), "outputs": outputs, "summary": result}
 
 
 def _quality_json(path):
