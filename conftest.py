@@ -60,11 +60,9 @@ def tiny_pipeline_config(**overrides):
     return Config.from_dict(base)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """One whole-pipeline run on 800 synthetic rows, shared by the tests that read its artifacts."""
+def make_tiny_run(root):
+    """A whole-pipeline run on 800 synthetic rows under `root` (a pathlib.Path)."""
     from pipeline import local_runner, summary, synthetic_data
-    root = tmp_path_factory.mktemp("tiny_run")
     data_dir = root / "data"
     synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
     config = tiny_pipeline_config()
@@ -72,3 +70,9 @@ def tiny_run(tmp_path_factory):
     layout = local_runner.RunLayout(str(root))
     return {"root": root, "data": data_dir, "outputs": outputs, "layout": layout,
             "summary": summary.build(outputs, layout, config), "config": config}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny run shared by tests that read its artifacts (test_pipeline_e2e reruns it)."""
+    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))

@@ -328,10 +328,18 @@ def _other_cpu_share():
     """Share of the machine's CPU capacity used by other processes since this script started
     (0 = idle machine apart from us, 1 = every core busy with something else): contention."""
     (t0, busy0, mine0), (t1, busy1, mine1) = _START["cpu"], _cpu_snapshot()
-    if busy0 is None or busy1 is None or t1 <= t0:
+    if busy0 is None or busy1 is None:
         return None
-    capacity = (t1 - t0) * (os.cpu_count() or 1)
-    return round(max(0.0, (busy1 - busy0) - (mine1 - mine0)) / capacity, 3)
+    return other_cpu_share(busy1 - busy0, mine1 - mine0, t1 - t0)
+
+
+def other_cpu_share(machine_busy_s, own_cpu_s, wall_s):
+    """Share of all cores that other processes used in a window of `wall_s` seconds in which the
+    machine was busy `machine_busy_s` CPU seconds, `own_cpu_s` of them ours (None if unknown)."""
+    if machine_busy_s is None or own_cpu_s is None or wall_s <= 0:
+        return None
+    capacity = wall_s * (os.cpu_count() or 1)
+    return round(max(0.0, machine_busy_s - own_cpu_s) / capacity, 3)
 
 
 # ----------------------------------------------------------------------------- output

@@ -81,8 +81,7 @@ def one_size(args, config, rows):
     cpu = {node: peak.cpu_between(*windows[node]) for node in components}
     total_cpu = peak.cpu_between(start_epoch, end_epoch)
     busy = common.machine_busy_cpu_s() - busy_before if busy_before is not None else None
-    other_share = (round(max(0.0, busy - total_cpu) / (total * (os.cpu_count() or 1)), 3)
-                   if busy is not None and total_cpu is not None else None)
+    other_share = common.other_cpu_share(busy, total_cpu, total)
     other = {node: t for node, t in times.items() if node not in COMPONENTS}
     measured = sum(times.values())
     data_bytes = sum(os.path.getsize(os.path.join(d, f))

@@ -20,7 +20,8 @@ class LazyAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable):
         """One Adam update; for `tf.IndexedSlices` (deduplicated by Keras) only their rows."""
         if not isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable)
+            super().update_step(gradient, variable)
+            return
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
@@ -36,4 +37,3 @@ class LazyAdam(keras.optimizers.Adam):
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
-        return None

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from conftest import tiny_pipeline_config
+from conftest import make_tiny_run
 from modules import masks as masks_lib
 from modules import pruning
-from pipeline import local_runner, report, summary, synthetic_data
+from pipeline import report
 
 pytestmark = pytest.mark.e2e
 
@@ -17,13 +17,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report-run")
-    data_dir = root / "data"
-    synthetic_data.write_dataset(str(data_dir), rows=800, seed=11)
-    config = tiny_pipeline_config()
-    outputs = local_runner.run(str(data_dir), str(root), config)
-    result = summary.build(outputs, local_runner.RunLayout(str(root)), config)
-    return {"root": str(root), "outputs": outputs, "summary": result}
+    """A tiny run of its own: test_pipeline_e2e reruns the shared one with a failing gate."""
+    made = make_tiny_run(tmp_path_factory.mktemp("report-run"))
+    return {**made, "root": str(made["root"])}
 
 
 def _quality_json(path):
