@@ -31,7 +31,9 @@ def small_config(**overrides):
     """A config small enough for unit tests (tiny MLP, few rounds)."""
     base = {"model": {"hidden_units": [16, 8], "embedding_dim": 4, "batch_size": 64,
                       "learning_rate": 0.01, "seed": 3},
-            "ticket": {"rounds": 2, "final_density": 0.25, "epochs_per_round": 1}}
+            "ticket": {"rounds": 2, "final_density": 0.25,
+                       "stopping": {"max_epochs": 2, "patience": 1}},
+            "mtl": {"stopping": {"max_epochs": 2, "patience": 1}}}
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)
     return Config.from_dict(base)
@@ -39,9 +41,10 @@ def small_config(**overrides):
 
 @pytest.fixture
 def toy_inputs():
-    """TrainingInputs over toy arrays (600 train rows, 300 eval rows), default strategy."""
+    """TrainingInputs over toy arrays (600 train, 300 validation, 300 eval rows), default strategy."""
     return TrainingInputs(
         train=data.InMemoryExamples(toy_arrays(600, seed=1)),
+        validation=data.InMemoryExamples(toy_arrays(300, seed=3)),
         evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
         vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
         strategy=tf.distribute.get_strategy())
@@ -51,7 +54,8 @@ def tiny_pipeline_config(**overrides):
     """Whole-pipeline config for CI: small data, small MLP, in-process Beam, reachable gates."""
     base = {"data": {"synthetic_rows": 800},
             "model": {"hidden_units": [32, 16], "batch_size": 64, "learning_rate": 0.003},
-            "ticket": {"rounds": 2, "final_density": 0.3},
+            "ticket": {"rounds": 2, "final_density": 0.3, "stopping": {"max_epochs": 3}},
+            "mtl": {"stopping": {"max_epochs": 3}},
             "evaluation": {"ctr_auc_lower_bound": 0.0, "cvr_auc_lower_bound": 0.0,
                            "max_auc_regression": 1.0},
             "beam_pipeline_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"]}

@@ -42,7 +42,8 @@ QUICK_ROWS = 800
 QUICK_OVERRIDES = {
     "data": {"synthetic_rows": QUICK_ROWS},
     "model": {"hidden_units": [32, 16], "batch_size": 64, "learning_rate": 0.003},
-    "ticket": {"rounds": 2, "final_density": 0.3},
+    "ticket": {"rounds": 2, "final_density": 0.3, "stopping": {"max_epochs": 2}},
+    "mtl": {"stopping": {"max_epochs": 2}},
     "evaluation": {"ctr_auc_lower_bound": 0.0, "cvr_auc_lower_bound": 0.0,
                    "max_auc_regression": 1.0},
     "beam_pipeline_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
@@ -112,16 +113,19 @@ def load_config(args):
 
 # ----------------------------------------------------------------------------- runs
 
-def synthetic_data(work, rows, seed, fresh=False):
-    """(directory, seconds to generate or None if reused) of default synthetic data."""
+def synthetic_data(work, rows, seed, fresh=False, profile="default", splits=False):
+    """(directory, seconds to generate or None if reused) of synthetic data (generator
+    `profile`; `splits`: train/ and eval/ subdirectories)."""
     from pipeline import synthetic_data as synth
-    out = os.path.join(os.path.abspath(work), "data", f"synthetic-{rows}-seed{seed}")
+    name = f"synthetic-{rows}-seed{seed}" + ("" if profile == "default" else f"-{profile}") \
+        + ("-splits" if splits else "")
+    out = os.path.join(os.path.abspath(work), "data", name)
     if os.path.isdir(out) and not fresh:
         return out, None
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out + ".partial", ignore_errors=True)
     start = time.perf_counter()
-    synth.write_dataset(out + ".partial", rows=rows, seed=seed)
+    synth.write_dataset(out + ".partial", rows=rows, seed=seed, profile=profile, splits=splits)
     seconds = time.perf_counter() - start
     os.replace(out + ".partial", out)
     return out, seconds
@@ -142,15 +146,17 @@ def finished_outputs(root, config):
     return outputs
 
 
-def ensure_run(args, config):
-    """A Run for `--root` (or the default root under --work), running the pipeline if needed."""
+def ensure_run(args, config, profile="default", splits=False):
+    """A Run for `--root` (or the default root under --work), running the pipeline if needed on
+    synthetic data of the generator's `profile`."""
+    suffix = "" if profile == "default" else f"-{profile}"
     root = os.path.abspath(args.root or os.path.join(
-        args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}"))
+        args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}{suffix}"))
     outputs = finished_outputs(root, config)
     if outputs is None:
         from pipeline import local_runner
         data, _ = synthetic_data(args.work, config.data.synthetic_rows,
-                                 config.data.synthetic_seed)
+                                 config.data.synthetic_seed, profile=profile, splits=splits)
         log(f"no finished run under {root}: running the pipeline on {data}")
         local_runner.run(data, root, config)
         outputs = finished_outputs(root, config)

@@ -51,8 +51,12 @@ def dir_bytes(path):
     return sizes
 
 
-def parameters(model_path):
-    """Parameter counts by kind in a SavedModel written by `modules.export`."""
+def parameters(model_path, embedding_dim):
+    """Parameter counts by kind in a SavedModel written by `modules.export`.
+
+    Loaded variables keep only their last name part, so a linear-term table is told from an
+    embedding table by its width (1 instead of `embedding_dim`).
+    """
     import tensorflow as tf
     loaded = tf.saved_model.load(model_path)
     kinds = {}
@@ -65,7 +69,9 @@ def parameters(model_path):
 
     for var in loaded.network_variables:
         value, name = var.numpy(), var.name
-        if "embeddings" in name:
+        if "embeddings" in name and value.shape[-1] == 1 != embedding_dim:
+            add("linear_terms", value)            # the per-task linear term: one weight per id
+        elif "embeddings" in name:
             add("embeddings", value)
         elif name.startswith("mlp_") and "kernel" in name:
             add("shared_mlp_kernels", value)      # the unmasked kernels; serving uses task_kernels
@@ -79,7 +85,7 @@ def parameters(model_path):
     stored = sum(k["stored"] for k in kinds.values())
     nonzero = sum(k["nonzero"] for k in kinds.values())
     dense = sum(kinds[k]["stored"] for k in ("embeddings", "shared_mlp_kernels", "mlp_biases",
-                                             "heads") if k in kinds)
+                                             "heads", "linear_terms") if k in kinds)
     used = stored - kinds.get("shared_mlp_kernels", {}).get("stored", 0)
     used_nonzero = nonzero - kinds.get("shared_mlp_kernels", {}).get("nonzero", 0)
     return {"by_kind": kinds, "dense": dense, "shipped": stored, "shipped_nonzero": nonzero,
@@ -96,11 +102,10 @@ def dense_export(run, config, loaded, out_dir):
 
     from modules import export
     from modules import inputs as inputs_lib
-    from modules import model, mtl, pruning
+    from modules import mtl, pruning
     tft_output = tft.TFTransformOutput(run.transform_graph)
-    network = model.LT4RecNetwork(inputs_lib.vocab_sizes(tft_output, config), mtl.TASKS,
-                                  embedding_dim=config.model.embedding_dim,
-                                  hidden_units=config.model.hidden_units, seed=config.model.seed)
+    network = inputs_lib.network_for(inputs_lib.vocab_sizes(tft_output, config), config,
+                                     mtl.TASKS)
     for var, value in zip(network.variables, loaded.network_variables):
         var.assign(value.numpy())
     ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
@@ -113,7 +118,7 @@ def measure(args):
     run = common.ensure_run(args, config)
     from pipeline import serving
     model = serving.latest_version(args.model) if args.model else run.serving_model
-    params, loaded = parameters(model)
+    params, loaded = parameters(model, config.model.embedding_dim)
     result = {"model": os.path.abspath(model), "run_root": run.root,
               "bytes": dir_bytes(model), "parameters": params,
               "vocab_files": len(os.listdir(os.path.join(model, "assets")))
@@ -123,7 +128,7 @@ def measure(args):
                 as tmp:
             path = dense_export(run, config, loaded, tmp)
             result["dense_export_bytes"] = dir_bytes(path)
-            dense_params, _ = parameters(path)
+            dense_params, _ = parameters(path, config.model.embedding_dim)
             result["dense_export_parameters"] = {k: dense_params[k] for k in
                                                  ("shipped", "shipped_nonzero")}
     result["targets"] = {"model_megabytes": common.target_check(

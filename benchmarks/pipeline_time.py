@@ -148,7 +148,7 @@ def measure(args):
               "beam_pipeline_args": list(config.beam_pipeline_args),
               "config": {"hidden_units": list(config.model.hidden_units),
                          "batch_size": config.model.batch_size,
-                         "ticket_rounds": config.ticket.rounds, "mtl_epochs": config.mtl.epochs},
+                         "ticket_rounds": config.ticket.rounds, "mtl_max_epochs": config.mtl.stopping.max_epochs},
               "targets": {}}
     if args.extrapolate_to:
         result["extrapolated"] = extrapolate(sizes, args.extrapolate_to)

@@ -1,15 +1,22 @@
 """Quality comparison on the same data and splits over several seeds: mean ± std of eval AUCs.
 
-Arms (all trained on the run's transformed train split, evaluated on its eval split, every arm of
-a seed started from the same θ0 that the seed's ticket search drew):
+Every arm is trained on the run's transformed train split, and everything it chooses (ticket
+rounds, early stopping, the logistic regression's C) is chosen on the validation split; the eval
+split only reports. Every network arm of a seed starts from the same θ0 that the seed's ticket
+search drew. Arms:
+- `logistic_regression`: one-hot ids, one model per task (CVR on clicked rows), C chosen on
+  validation (`benchmarks.linear_baseline`); deterministic, so it has no seed spread;
 - `dense_single_task`: one dense network per task (`mtl.train(..., train_tasks=[task])` with
   all-ones masks); its CTCVR score is the product of the two single-task models' scores;
 - `hard_sharing`: one shared dense network, both tasks (`mtl.masks = "ones"`);
 - `lt4rec`: ticket search per task (`run_search`, as the TicketSearch component), then masked MTL
   through the tickets (as the MTLTrainer component).
 Metrics: CTR AUC (all rows), CVR AUC (clicked rows), CTCVR AUC (all rows, score ctr × cvr).
-The seed sets model initialisation and batch order; data and splits are fixed by the run.
+The seed sets model initialisation, dropout and batch order; data and splits are fixed by the run.
 Std is the sample standard deviation (ddof=1). `differences` gives paired per-seed differences.
+`--dataset small_logs` measures on a run over 4,300 rows of the generator's `small_logs` profile
+(long-tailed ids, most seen once or twice; train/ and eval/ given 80/20, validation carved out of
+train), like a small sample of real logs.
 """
 import dataclasses
 import os
@@ -23,14 +30,19 @@ from benchmarks import common
 
 NAME = "quality"
 METRICS = ("ctr", "cvr", "ctcvr")
-ARMS = ("dense_single_task", "hard_sharing", "lt4rec")
-ARM_LABELS = {"dense_single_task": "dense single-task", "hard_sharing": "hard sharing (ones)",
+ARMS = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec")
+ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
+              "dense_single_task": "dense single-task", "hard_sharing": "hard sharing (ones)",
               "lt4rec": "LT4REC sparse sharing"}
+# --dataset: (rows, generator profile, write train/ and eval/ subdirectories).
+DATASETS = {"default": None, "small_logs": (4300, "small_logs", True)}
 
 
 def _parser():
     p = common.add_root(common.parser(NAME, __doc__.split("\n")[0]))
     p.add_argument("--seeds", help="comma-separated seeds (default 42,43,44; quick 1,2)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="default",
+                   help="the synthetic data of the run measured when --root is not given")
     return p
 
 
@@ -40,11 +52,18 @@ def _with_seed(config, seed, masks=None):
     return dataclasses.replace(config, model=model, mtl=mtl_config)
 
 
-def one_seed(inputs, config, seed, work):
-    """{arm: {ctr, cvr, ctcvr, train_s}} and the ticket summary for one seed."""
+def _arm(trainer, inputs, seconds, **extra):
+    """An arm's eval AUCs, validation AUCs and training time."""
+    from modules import mtl
+    return dict(mtl.evaluate(trainer, inputs.evaluation),
+                validation=mtl.evaluate(trainer, inputs.validation), train_s=seconds, **extra)
+
+
+def one_seed(inputs, config, seed, work, linear):
+    """{arm: {ctr, cvr, ctcvr, validation, train_s}} and the ticket summary for one seed."""
     import tf_keras as keras
 
-    from components.ticket_search.executor import run_search, theta0_prefix
+    from components.ticket_search.executor import run_search, start_prefix
     from modules import mtl
     keras.utils.set_random_seed(seed)
     lt_config = _with_seed(config, seed, "tickets")
@@ -54,33 +73,36 @@ def one_seed(inputs, config, seed, work):
         start = time.perf_counter()
         report = run_search(inputs, lt_config, tmp)
         search_s = time.perf_counter() - start
-        theta0 = theta0_prefix(tmp)
+        theta0 = start_prefix(tmp)
         from modules import masks as masks_lib
         tickets = masks_lib.load(tmp)
 
         start = time.perf_counter()
-        _, trainer, _ = mtl.train(inputs, lt_config, tickets, theta0)
-        out["lt4rec"] = dict(mtl.evaluate(trainer, inputs.evaluation),
-                             train_s=search_s + time.perf_counter() - start,
-                             search_s=search_s)
+        _, trainer, _, fit = mtl.train(inputs, lt_config, tickets, theta0)
+        out["lt4rec"] = _arm(trainer, inputs, search_s + time.perf_counter() - start,
+                             search_s=search_s, epochs=fit.epochs_trained)
 
         start = time.perf_counter()
-        _, trainer, _ = mtl.train(inputs, ones_config, {}, theta0)
-        out["hard_sharing"] = dict(mtl.evaluate(trainer, inputs.evaluation),
-                                   train_s=time.perf_counter() - start)
+        _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0)
+        out["hard_sharing"] = _arm(trainer, inputs, time.perf_counter() - start,
+                                   epochs=fit.epochs_trained)
 
         start = time.perf_counter()
-        scores = {}
+        scores, validation, epochs = {}, {}, {}
         for task in mtl.TASKS:
-            _, trainer, _ = mtl.train(inputs, ones_config, {}, theta0, train_tasks=[task])
+            _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0, train_tasks=[task])
             scores[task] = trainer.predict(inputs.evaluation, task)
+            validation[task] = fit.validation_auc[task]
+            epochs[task] = fit.epochs_trained[task]
         scores["ctcvr"] = scores["ctr"] * scores["cvr"]
         from modules import tasks as task_lib
         out["dense_single_task"] = dict(
             {m: task_lib.auc(m, inputs.evaluation.arrays, scores[m]) for m in METRICS},
-            train_s=time.perf_counter() - start)
+            validation=validation, train_s=time.perf_counter() - start, epochs=epochs)
+    out["logistic_regression"] = linear
     ticket = {task: {"density": r["chosen_density"], "round": r["chosen_round"],
-                     "ticket_auc": r["chosen_metric"], "round0_auc": r["dense_metric"]}
+                     "ticket_validation_auc": r["chosen_metric"],
+                     "ticket_auc": r["chosen_eval_metric"], "round0_auc": r["dense_eval_metric"]}
               for task, r in report["tasks"].items()}
     ticket["overlap_jaccard"] = report["overlap"]["jaccard"]
     return out, ticket
@@ -96,8 +118,11 @@ def summarise(per_seed):
             arms[arm][metric] = {"mean": float(np.mean(values)),
                                  "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                                  "values": [float(v) for v in values]}
+        arms[arm]["validation"] = {task: float(np.mean([s[arm]["validation"][task]
+                                                        for s in per_seed]))
+                                   for task in ("ctr", "cvr")}
     differences = {}
-    for other in ("hard_sharing", "dense_single_task"):
+    for other in ("logistic_regression", "hard_sharing", "dense_single_task"):
         differences[f"lt4rec_minus_{other}"] = {}
         for metric in METRICS:
             diff = [s["lt4rec"][metric] - s[other][metric] for s in per_seed]
@@ -110,9 +135,16 @@ def summarise(per_seed):
 
 def measure(args):
     config = common.load_config(args)
-    run = common.ensure_run(args, config)
+    dataset = DATASETS[args.dataset]
+    if dataset and not args.quick:
+        config = dataclasses.replace(config, data=dataclasses.replace(
+            config.data, synthetic_rows=dataset[0]))
+    run = common.ensure_run(args, config, *(dataset[1:] if dataset else ()))
     seeds = [int(s) for s in (args.seeds or ("1,2" if args.quick else "42,43,44")).split(",")]
     inputs = run.load_inputs(config)
+    from benchmarks import linear_baseline
+    linear = linear_baseline.fit_and_score(inputs.train.arrays, inputs.validation.arrays,
+                                           inputs.evaluation.arrays)
     if args.quick:
         # One (partial) batch per epoch on the tiny data, so every step function is traced once
         # (tracing, not training, is what a quick run spends its time on).
@@ -123,7 +155,7 @@ def measure(args):
     start = time.perf_counter()
     for seed in seeds:
         common.log(f"seed {seed}: ticket search, LT4REC, hard sharing, dense single-task")
-        arms, ticket = one_seed(inputs, config, seed, args.work)
+        arms, ticket = one_seed(inputs, config, seed, args.work, linear)
         per_seed.append(dict(arms, seed=seed))
         tickets.append(dict(ticket, seed=seed))
     arms, differences = summarise(per_seed)
@@ -131,16 +163,14 @@ def measure(args):
         pipeline_run = {"eval_auc": run.training_report()["eval_auc"]}
     except (OSError, KeyError, ValueError):
         pipeline_run = None
-    return {"run_root": run.root, "seeds": seeds, "metrics": list(METRICS),
+    return {"run_root": run.root, "dataset": args.dataset, "seeds": seeds,
+            "metrics": list(METRICS), "selected_on": "validation", "reported_on": "eval",
             "metric_rows": {"ctr": "all eval rows", "cvr": "clicked eval rows",
                             "ctcvr": "all eval rows, score ctr*cvr"},
-            "train_rows": inputs.train.num_rows, "eval_rows": inputs.evaluation.num_rows,
-            "config": {"hidden_units": list(config.model.hidden_units),
-                       "batch_size": config.model.batch_size,
-                       "learning_rate": config.model.learning_rate,
-                       "ticket_rounds": config.ticket.rounds,
-                       "final_density": config.ticket.final_density,
-                       "mtl_epochs": config.mtl.epochs},
+            "train_rows": inputs.train.num_rows, "validation_rows": inputs.validation.num_rows,
+            "eval_rows": inputs.evaluation.num_rows,
+            "config": config.to_json(("model", "ticket", "mtl")),
+            "logistic_regression_c": linear["chosen_c"],
             "arms": arms, "arm_labels": ARM_LABELS, "per_seed": per_seed, "tickets": tickets,
             "differences": differences, "pipeline_run_mtl": pipeline_run,
             "wall_s": time.perf_counter() - start}
@@ -152,8 +182,9 @@ def render(result):
         a = result["arms"][arm]
         rows.append([ARM_LABELS[arm]] + [f"{a[m]['mean']:.4f} ± {a[m]['std']:.4f}"
                                          for m in METRICS] + [f"{a['train_s']['mean']:.0f}"])
-    text = [f"Eval AUC, mean ± std over seeds {result['seeds']} "
-            f"({result['train_rows']:,} train / {result['eval_rows']:,} eval rows)",
+    text = [f"{result['dataset']} data: eval AUC, mean ± std over seeds {result['seeds']}, "
+            f"everything chosen on validation ({result['train_rows']:,} train / "
+            f"{result['validation_rows']:,} validation / {result['eval_rows']:,} eval rows)",
             common.table(["model", "CTR AUC", "CVR AUC (clicked)", "CTCVR AUC", "train s"],
                          rows), ""]
     drows = []

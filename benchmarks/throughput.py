@@ -87,9 +87,12 @@ def steady_state(inputs, config, batch_size, task_masks, tasks, repeats, min_exa
     epochs = max(1, math.ceil(min_examples / rows))
     with common.PeakMemory() as peak:
         trainer = _trainer(inputs, config, batch_size, task_masks)
-        warmup = _timed(lambda: trainer.train(inputs.train, lambda _: list(tasks), 1, seed=1))
-        rates = [epochs * rows / _timed(lambda r=r: trainer.train(
-            inputs.train, lambda _: list(tasks), epochs, seed=2 + r)) for r in range(repeats)]
+        per_epoch = math.ceil(rows / batch_size)
+        warmup = _timed(lambda: trainer.train_steps(inputs.train, lambda _: list(tasks),
+                                                    per_epoch, seed=1))
+        rates = [epochs * rows / _timed(lambda r=r: trainer.train_steps(
+            inputs.train, lambda _: list(tasks), epochs * per_epoch, seed=2 + r))
+            for r in range(repeats)]
     return {"examples_per_s": common.spread(rates), "task_steps_per_example": len(tasks),
             "epochs_per_pass": epochs, "examples_per_pass": epochs * rows,
             "batches_per_epoch": math.ceil(rows / batch_size),
@@ -99,24 +102,27 @@ def steady_state(inputs, config, batch_size, task_masks, tasks, repeats, min_exa
 def search_end_to_end(inputs, config, batch_size, repeats):
     """Every task's whole search (as the TicketSearch component runs it) at `batch_size`."""
     from modules import ticket_search
+    from modules.training import snapshot
     ticket = config.ticket
-    walls, per_task = [], {}
+    walls, per_task, rates = [], {}, []
     with common.PeakMemory() as peak:
         for repeat in range(repeats):
             trainer = _trainer(inputs, config, batch_size, {})
-            theta0 = ticket_search.snapshot(trainer.network)
-            start = time.perf_counter()
+            theta0 = snapshot(trainer.network)
+            start, trained = time.perf_counter(), 0.0
             for task in ticket.tasks:
                 task_start = time.perf_counter()
-                ticket_search.search_task(trainer, task, inputs.train, inputs.evaluation, ticket,
-                                          theta0, config.model.seed + repeat)
+                rounds = ticket_search.search_task(trainer, task, inputs, ticket, theta0,
+                                                   config.model.seed + repeat)
+                trained += sum(r.epochs_trained for r in rounds) * inputs.train.num_rows
                 per_task.setdefault(task, []).append(time.perf_counter() - task_start)
             walls.append(time.perf_counter() - start)
-    trained = (ticket.rounds + 1) * ticket.epochs_per_round * inputs.train.num_rows
+            rates.append(trained / walls[-1])
     return {"wall_s": common.spread(walls), "rounds_per_task": ticket.rounds + 1,
-            "examples_trained_per_task": trained,
+            "examples_trained_last_repeat": trained,
             "per_task_wall_s": {t: common.median(v) for t, v in per_task.items()},
-            "examples_per_s": common.spread([trained * len(ticket.tasks) / w for w in walls]),
+            "examples_per_s": common.spread(rates),
+            "note": "rounds train with early stopping on validation (validation checks included)",
             "peak_rss_mb": peak.megabytes}
 
 
@@ -134,7 +140,7 @@ def step_breakdown(inputs, config, batch_size, task_masks, repeats):
 
     @tf.function
     def embed(b):
-        emb = network.embed(b)
+        emb, _ = network.embed(b)
         return tf.matmul(emb, emb, transpose_b=True)
 
     @tf.function

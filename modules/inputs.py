@@ -10,22 +10,28 @@ from modules import data, distribution, features, model
 
 @dataclasses.dataclass
 class TrainingInputs:
-    """Everything a trainer needs besides its own artifacts."""
+    """Everything a trainer needs besides its own artifacts.
+
+    `validation` is what every choice reads (ticket rounds, early stopping); `evaluation` is read
+    only for the numbers reported.
+    """
     train: data.InMemoryExamples
+    validation: data.InMemoryExamples
     evaluation: data.InMemoryExamples
     vocab_sizes: dict
     strategy: tf.distribute.Strategy
 
 
 def load(examples_uri, transform_graph_uri, config, devices=None):
-    """Seed everything from config, read the train/eval splits and the vocabulary sizes."""
+    """Seed everything from config, read the three splits and the vocabulary sizes."""
     keras.utils.set_random_seed(config.model.seed)
     tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     spec = tft_output.transformed_feature_spec()
+    splits = {split: data.InMemoryExamples.from_files(data.split_files(examples_uri, split), spec)
+              for split in ("train", "validation", "eval")}
     return TrainingInputs(
-        train=data.InMemoryExamples.from_files(data.split_files(examples_uri, "train"), spec),
-        evaluation=data.InMemoryExamples.from_files(data.split_files(examples_uri, "eval"), spec),
+        train=splits["train"], validation=splits["validation"], evaluation=splits["eval"],
         vocab_sizes=vocab_sizes(tft_output, config),
         strategy=distribution.make_strategy(devices))
 
@@ -40,6 +46,12 @@ def vocab_sizes(tft_output, config):
 def build_network(inputs, config, tasks):
     """The seeded LT4RecNetwork for `tasks`, created under the inputs' strategy."""
     with inputs.strategy.scope():
-        return model.LT4RecNetwork(
-            inputs.vocab_sizes, tasks, embedding_dim=config.model.embedding_dim,
-            hidden_units=config.model.hidden_units, seed=config.model.seed)
+        return network_for(inputs.vocab_sizes, config, tasks)
+
+
+def network_for(vocab_sizes, config, tasks):
+    """The seeded LT4RecNetwork of `config.model` for these embedding table sizes and tasks."""
+    return model.LT4RecNetwork(
+        vocab_sizes, tasks, embedding_dim=config.model.embedding_dim,
+        hidden_units=config.model.hidden_units, dropout=config.model.dropout,
+        linear_term=config.model.linear_term, seed=config.model.seed)

@@ -5,8 +5,13 @@
 - Interaction: the full F x F matrix of pairwise dot products of the F field embeddings, flattened
   (as in the original LT4REC), concatenated with the flattened embeddings.
 - MLP with ReLU whose kernels are the prunable set: `call(..., masks=[m0, m1, ...])` multiplies each
-  kernel by its mask, so a masked connection is exactly zero in the forward pass.
-- One linear logit head per task.
+  kernel by its mask, so a masked connection is exactly zero in the forward pass. Dropout after
+  every hidden layer on training steps.
+- One linear logit head per task on the last hidden layer, plus (with `linear_term`) a per-task
+  linear term over every id feature (wide-and-deep's wide part: one weight per id and feature,
+  mean-pooled over lists), which small data with rare ids learns faster than the deep part.
+- `forward(..., with_penalty=True)` also returns each example's squared norm of the embedding and
+  linear rows it looked up, for an L2 penalty that touches only those rows (lazy, like LazyAdam).
 """
 import tensorflow as tf
 import tf_keras as keras
@@ -26,7 +31,7 @@ class LT4RecNetwork(keras.Model):
     """Shared dense base network with one logit head per task."""
 
     def __init__(self, vocab_sizes, tasks, embedding_dim=16, hidden_units=(512, 256, 128),
-                 seed=0, **kwargs):
+                 dropout=0.0, linear_term=False, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.embedding_dim = embedding_dim
@@ -48,9 +53,17 @@ class LT4RecNetwork(keras.Model):
                                      kernel_initializer=keras.initializers.GlorotNormal(
                                          seed=seed + 200 + i))
             for i, task in enumerate(self.tasks)}
+        self.dropouts = [keras.layers.Dropout(dropout, seed=seed + 300 + i)
+                         for i in range(len(hidden_units))] if dropout else []
+        self.linear = {
+            task: {name: keras.layers.Embedding(
+                vocab_sizes[features.group_of(name)], 1, name=f"linear_{task}_{name}",
+                embeddings_initializer="zeros") for name in FIELDS}
+            for task in self.tasks} if linear_term else {}
         for task, head in self.heads.items():
             head.build((None, widths[-1]))
-        for table in self.tables.values():
+        for table in list(self.tables.values()) + [
+                t for per_task in self.linear.values() for t in per_task.values()]:
             table.build((None,))
 
     def prunable_weights(self):
@@ -60,21 +73,21 @@ class LT4RecNetwork(keras.Model):
     def task_variables(self, task):
         """Variables a step of `task` may change: shared base plus the task's own head."""
         shared = [t.embeddings for t in self.tables.values()] + self.kernels + self.biases
-        return shared + self.heads[task].trainable_weights
+        own = [t.embeddings for t in self.linear.get(task, {}).values()]
+        return shared + self.heads[task].trainable_weights + own
 
     def embed(self, inputs):
-        """[batch, fields, dim] field embeddings of transformed id features."""
-        columns = []
-        for name in FIELDS:
-            table = self.tables[features.group_of(name)]
-            ids = tf.cast(inputs[name], tf.int64)
-            if name in features.MULTI_VALUED:
-                present = tf.cast(ids != PAD_ID, tf.float32)[..., None]
-                summed = tf.reduce_sum(table(tf.maximum(ids, 0)) * present, axis=1)
-                columns.append(summed / tf.maximum(tf.reduce_sum(present, axis=1), 1.0))
-            else:
-                columns.append(table(tf.reshape(ids, [-1])))
-        return tf.stack(columns, axis=1)
+        """([batch, fields, dim] field embeddings, [batch] squared norm of the rows looked up)."""
+        looked_up = [_lookup(self.tables[features.group_of(name)], name, inputs)
+                     for name in FIELDS]
+        return (tf.stack([pooled for pooled, _ in looked_up], axis=1),
+                tf.add_n([norm for _, norm in looked_up]))
+
+    def linear_logit(self, inputs, task):
+        """([batch] linear term of `task`, [batch] squared norm of its weights looked up)."""
+        looked_up = [_lookup(table, name, inputs) for name, table in self.linear[task].items()]
+        return (tf.add_n([tf.squeeze(pooled, axis=1) for pooled, _ in looked_up]),
+                tf.add_n([norm for _, norm in looked_up]))
 
     def effective_kernels(self, masks=None):
         """The MLP kernels as the forward pass sees them: kernel * mask when masks are given."""
@@ -82,20 +95,49 @@ class LT4RecNetwork(keras.Model):
             return list(self.kernels)
         return [kernel * mask for kernel, mask in zip(self.kernels, masks)]
 
-    def hidden(self, inputs, kernels):
-        """Last hidden layer, computed with the given (effective) MLP `kernels`."""
-        emb = self.embed(inputs)
+    def forward(self, inputs, task, kernels, training=False, with_penalty=False):
+        """Logit [batch] of `task` with the given effective MLP `kernels`; with `with_penalty`,
+        (logit, [batch] squared norm of every embedding and linear row the example looked up)."""
+        emb, penalty = self.embed(inputs)
         interactions = tf.matmul(emb, emb, transpose_b=True)
         x = tf.concat([tf.reshape(emb, [tf.shape(emb)[0], -1]),
                        tf.reshape(interactions, [tf.shape(emb)[0], -1])], axis=1)
-        for kernel, bias in zip(kernels, self.biases):
+        for i, (kernel, bias) in enumerate(zip(kernels, self.biases)):
             x = tf.nn.relu(tf.matmul(x, kernel) + bias)
-        return x
+            if training and self.dropouts:
+                x = self.dropouts[i](x, training=True)
+        logit = tf.squeeze(self.heads[task](x), axis=1)
+        if self.linear:
+            linear, linear_penalty = self.linear_logit(inputs, task)
+            logit, penalty = logit + linear, penalty + linear_penalty
+        return (logit, penalty) if with_penalty else logit
 
     def logit(self, inputs, task, kernels):
-        """Logit [batch] of `task` computed with the given effective MLP `kernels`."""
-        return tf.squeeze(self.heads[task](self.hidden(inputs, kernels)), axis=1)
+        """Inference logit [batch] of `task` computed with the given effective MLP `kernels`."""
+        return self.forward(inputs, task, kernels)
 
     def call(self, inputs, task=None, masks=None):
-        """Logit [batch] of one task (through that task's masks)."""
+        """Inference logit [batch] of one task (through that task's masks)."""
         return self.logit(inputs, task, self.effective_kernels(masks))
+
+
+def _lookup(table, name, inputs):
+    """(pooled [batch, dim] rows of feature `name` in `table`, [batch] their squared norm).
+
+    Multi-valued features are mean-pooled over their non-padding ids (an empty list gives zeros);
+    padding never reaches the table.
+    """
+    ids = tf.cast(inputs[name], tf.int64)
+    if name not in features.MULTI_VALUED:
+        rows = table(tf.reshape(ids, [-1]))
+        return rows, tf.reduce_sum(tf.square(rows), axis=1)
+    # Look up only the non-padding ids: a padding slot mapped to a real row would put that row
+    # into the sparse gradient, and LazyAdam would move it on stale momentum.
+    present = ids != PAD_ID
+    example = tf.where(present)[:, 0]
+    rows = table(tf.boolean_mask(ids, present))
+    batch = tf.shape(ids, out_type=tf.int64)[0]
+    count = tf.math.unsorted_segment_sum(tf.ones_like(example, tf.float32), example, batch)
+    pooled = tf.math.unsorted_segment_sum(rows, example, batch) / tf.maximum(count, 1.0)[:, None]
+    return pooled, tf.math.unsorted_segment_sum(tf.reduce_sum(tf.square(rows), axis=1), example,
+                                                batch)

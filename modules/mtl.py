@@ -39,23 +39,40 @@ def masks_for(mtl_config, network, ticket_masks):
     return {task: ticket_masks[task] for task in TASKS}
 
 
-def train(inputs, config, ticket_masks, theta0_prefix=None, train_tasks=TASKS, on_step=None):
-    """Train from θ0 through the task masks; returns (network, trainer, masks used)."""
+def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on_step=None):
+    """Train from the start checkpoint (θ0 or the rewind point) through the task masks, with
+    per-task early stopping on validation; returns (network, trainer, masks used, FitReport)."""
     network = inputs_lib.build_network(inputs, config, TASKS)
-    if theta0_prefix:
-        tf.train.Checkpoint(network=network).read(theta0_prefix).assert_existing_objects_matched()
+    if start_prefix:
+        tf.train.Checkpoint(network=network).read(start_prefix).assert_existing_objects_matched()
     task_masks = masks_for(config.mtl, network, ticket_masks)
     trainer = MaskedTrainer(network, inputs.strategy, config.model, config.mtl.loss_weights)
     for task in TASKS:
         trainer.set_masks(task, task_masks[task])
     trainer.reset_optimizers()
-    trainer.train(inputs.train, schedule(config.mtl, train_tasks, config.model.seed),
-                  config.mtl.epochs, config.model.seed, on_step)
-    return network, trainer, task_masks
+    fit = trainer.fit(inputs.train, inputs.validation, train_tasks,
+                      schedule(config.mtl, train_tasks, config.model.seed), config.mtl.stopping,
+                      config.model.seed, on_step)
+    return network, trainer, task_masks, fit
+
+
+def scores(trainer, examples):
+    """{ctr, cvr, ctcvr} probabilities for every example (ctcvr = ctr * cvr)."""
+    result = {task: trainer.predict(examples, task) for task in TASKS}
+    result["ctcvr"] = result["ctr"] * result["cvr"]
+    return result
+
+
+def metrics(trainer, examples):
+    """{"auc": {ctr, cvr, ctcvr}, "calibration": {...}} on all rows, clicked rows, all rows.
+
+    Calibration is mean prediction / mean label on those rows (ctcvr score = ctr * cvr).
+    """
+    predicted = scores(trainer, examples)
+    return {kind: {name: fn(name, examples.arrays, score) for name, score in predicted.items()}
+            for kind, fn in (("auc", task_lib.auc), ("calibration", task_lib.calibration))}
 
 
 def evaluate(trainer, examples):
-    """{ctr, cvr, ctcvr}: AUCs on all rows, clicked rows, all rows (ctcvr score = ctr * cvr)."""
-    scores = {task: trainer.predict(examples, task) for task in TASKS}
-    scores["ctcvr"] = scores["ctr"] * scores["cvr"]
-    return {name: task_lib.auc(name, examples.arrays, score) for name, score in scores.items()}
+    """{ctr, cvr, ctcvr} AUCs (see `metrics`)."""
+    return metrics(trainer, examples)["auc"]

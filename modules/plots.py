@@ -10,7 +10,7 @@ TASK_COLORS = {"ctr": "#1f77b4", "cvr": "#d62728"}
 
 
 def draw_pruning_curves(ax, report):
-    """Draw eval metric vs. density per task on `ax`, each task's chosen round circled."""
+    """Draw validation metric vs. density per task on `ax`, each task's chosen round circled."""
     for task, result in sorted(report["tasks"].items()):
         rounds = result["rounds"]
         ax.plot([r["density"] for r in rounds], [r["metric"] for r in rounds], marker="o",
@@ -25,7 +25,7 @@ def draw_pruning_curves(ax, report):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.invert_xaxis()
     ax.set_xlabel("density of the prunable MLP weights")
-    ax.set_ylabel("eval metric")
+    ax.set_ylabel("validation metric (selects the round)")
     ax.set_title("Lottery-ticket search (circled: chosen round)")
     ax.grid(True, alpha=0.3)
     ax.legend()

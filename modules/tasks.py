@@ -20,12 +20,22 @@ def focal_loss(labels, logits, alpha, gamma):
     return -alpha_t * tf.pow(1.0 - p_t, gamma) * log_p_t
 
 
+def train_rows(task, batch):
+    """[batch] 1.0 on the rows `task` trains on (CTR: all, CVR: clicked), else 0.0."""
+    if task == "ctr":
+        return tf.ones_like(batch[features.LABEL], dtype=tf.float32)
+    return tf.cast(batch[features.LABEL], tf.float32)
+
+
 def per_example_loss(task, batch, logits, model_config):
     """Per-example training loss of `task` (zero on rows the task does not train on)."""
+    if task == "ctr" and model_config.ctr_loss == "bce":
+        return tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.cast(batch[features.LABEL], tf.float32), logits=logits)
     if task == "ctr":
         return focal_loss(batch[features.LABEL], logits, model_config.focal_alpha,
                           model_config.focal_gamma)
-    clicked = tf.cast(batch[features.LABEL], tf.float32)
+    clicked = train_rows(task, batch)
     if model_config.cvr_loss == "bce":
         loss = tf.nn.sigmoid_cross_entropy_with_logits(
             labels=tf.cast(batch[features.CONVERSION], tf.float32), logits=logits)
@@ -44,6 +54,13 @@ def eval_rows(task, arrays):
     if task == "ctcvr":
         return arrays[features.CONVERSION], np.ones(len(arrays[features.LABEL]), dtype=bool)
     raise KeyError(task)
+
+
+def calibration(task, arrays, scores):
+    """Mean score / mean label on the task's eval rows (1.0: calibrated on average)."""
+    labels, rows = eval_rows(task, arrays)
+    mean_label = float(np.mean(np.asarray(labels)[rows])) if rows.any() else 0.0
+    return float(np.mean(np.asarray(scores)[rows])) / mean_label if mean_label > 0 else None
 
 
 def auc(task, arrays, scores):

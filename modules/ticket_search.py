@@ -1,9 +1,11 @@
 """Lottery-ticket search for one task: iterative global magnitude pruning with rewinding.
 
 Round 0 trains the dense network from the rewind point; each later round k prunes the remaining
-prunable weights down to round(keep^k * total) by global magnitude (using the weights trained in
-round k-1), rewinds every weight to the rewind point and every optimizer state to zero, and retrains
-under the new mask. Every round is evaluated on the same eval examples.
+prunable weights down to round(keep^k * total) by global magnitude (using the weights round k-1
+kept), rewinds every weight to the rewind point and every optimizer state to zero, and retrains
+under the new mask. Each round trains with early stopping on the validation split and keeps its
+best weights; its metric is that validation AUC, so choosing a round never reads eval data. The
+eval AUC of each round is recorded for the report only.
 """
 import dataclasses
 from typing import List
@@ -12,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from modules import pruning
+from modules.training import restore, snapshot
 
 
 @dataclasses.dataclass
@@ -21,69 +24,72 @@ class RoundResult:
     kept: int
     density: float
     layer_density: List[float]
-    metric: float
+    metric: float                      # validation AUC: what selection reads
+    eval_metric: float = None          # eval AUC: reported only
+    epochs_trained: float = None
     masks: list = dataclasses.field(repr=False, default=None)
 
     def to_json(self):
         """JSON-able record (without the mask arrays)."""
         return {"round": self.round, "kept": self.kept, "density": self.density,
-                "layer_density": self.layer_density, "metric": self.metric}
+                "layer_density": self.layer_density, "metric": self.metric,
+                "validation_auc": self.metric, "eval_auc": self.eval_metric,
+                "epochs_trained": self.epochs_trained}
 
 
-def snapshot(network):
-    """Copy of every network variable's value."""
-    return [v.numpy().copy() for v in network.variables]
+def rewind_point(trainer, train, tasks, steps, seed):
+    """The weights after `steps` batches of dense multi-task training from the current weights.
+
+    Every task in `tasks` steps on every batch through all-ones masks, from zeroed optimizers.
+    Used for late rewinding (`ticket.rewind_step`): one point for every task's search and MTL.
+    """
+    for task in tasks:
+        trainer.set_masks(task, pruning.ones_like([k.numpy() for k in
+                                                   trainer.network.prunable_weights()]))
+    trainer.reset_optimizers()
+    trainer.train_steps(train, lambda _: list(tasks), steps, seed)
+    return snapshot(trainer.network)
 
 
-def restore(network, values):
-    """Assign a `snapshot` back to the network."""
-    for var, value in zip(network.variables, values):
-        var.assign(value)
-
-
-def search_task(trainer, task, train, evaluation, ticket_config, theta0, seed, log_dir=None):
-    """Run the rounds for `task`; returns [RoundResult] (round 0 dense first)."""
+def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None):
+    """Run the rounds for `task` from the weights `start`; returns [RoundResult] (dense first)."""
     network = trainer.network
     kernels = network.prunable_weights()
     total = sum(int(np.prod(k.shape)) for k in kernels)
     masks = pruning.ones_like([k.numpy() for k in kernels])
-    rewind_point = theta0
     results = []
     for round_index in range(ticket_config.rounds + 1):
         if round_index > 0:
             keep = pruning.target_count(total, ticket_config.keep_per_round, round_index)
             masks = pruning.prune_global([k.numpy() for k in kernels], masks, keep)
-        restore(network, rewind_point)
+        restore(network, start)
         trainer.set_masks(task, masks)
         trainer.reset_optimizers()
         writer = tf.summary.create_file_writer(f"{log_dir}/{task}/round_{round_index}") \
             if log_dir else None
-        capture = {}
 
-        def on_step(step, losses, writer=writer, first_round=round_index == 0):
-            if first_round and step == ticket_config.rewind_step and ticket_config.rewind_step:
-                capture["rewind"] = snapshot(network)
+        def on_step(step, losses, writer=writer):
             if writer and step % 20 == 0:
                 with writer.as_default(step=step):
                     tf.summary.scalar(f"loss/{task}", losses[task])
 
         trainer.global_step = 0
-        trainer.train(train, lambda _: [task], ticket_config.epochs_per_round, seed, on_step)
-        metric = trainer.evaluate(evaluation, [task])[task]
+        fit = trainer.fit(inputs.train, inputs.validation, [task], lambda _: [task],
+                          ticket_config.stopping, seed, on_step)
+        eval_metric = trainer.evaluate(inputs.evaluation, [task])[task]
         if writer:
             with writer.as_default(step=trainer.global_step):
-                tf.summary.scalar(f"eval_auc/{task}", metric)
+                for check in fit.checks:
+                    tf.summary.scalar(f"validation_auc/{task}", check["validation_auc"][task],
+                                      step=check["step"])
+                tf.summary.scalar(f"eval_auc/{task}", eval_metric)
                 tf.summary.scalar("density", pruning.density(masks))
             writer.close()
-        if round_index == 0 and ticket_config.rewind_step:
-            if "rewind" not in capture:
-                raise ValueError(f"ticket.rewind_step = {ticket_config.rewind_step} exceeds the "
-                                 f"{trainer.global_step} steps of round 0")
-            rewind_point = capture["rewind"]
         results.append(RoundResult(
             round=round_index, kept=int(sum(m.sum() for m in masks)),
             density=pruning.density(masks), layer_density=[float(m.mean()) for m in masks],
-            metric=metric, masks=[m.copy() for m in masks]))
+            metric=fit.validation_auc[task], eval_metric=eval_metric,
+            epochs_trained=fit.epochs_trained[task], masks=[m.copy() for m in masks]))
     return results
 
 

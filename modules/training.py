@@ -2,16 +2,49 @@
 
 Each task has its own masks (one per prunable kernel) and its own Adam optimizer (lazy on the
 embedding tables: a step updates only the rows it looked up, so its cost does not grow with the
-vocabularies). A step of a task
-runs the network through that task's masks, so the gradient of a masked-out connection is exactly
-zero; with per-task optimizer state that has only ever seen zeros there, Adam's update is exactly
-zero too: no task moves a connection outside its own mask (no momentum leaks between tasks).
+vocabularies). A step of a task runs the network through that task's masks, so the gradient of a
+masked-out connection is exactly zero; with per-task optimizer state that has only ever seen zeros
+there, Adam's update is exactly zero too: no task moves a connection outside its own mask (no
+momentum leaks between tasks). A task's loss weight scales its learning rate (Adam is invariant to
+a constant scale of the gradient).
+
+`fit` trains with early stopping on the validation examples: training never reads eval data.
 """
+import dataclasses
+import itertools
+import math
+from typing import Dict, List
+
 import numpy as np
 import tensorflow as tf
 
 from modules import tasks as task_lib
 from modules.lazy_adam import LazyAdam
+
+
+def snapshot(network):
+    """Copy of every network variable's value."""
+    return [v.numpy().copy() for v in network.variables]
+
+
+def restore(network, values):
+    """Assign a `snapshot` back to the network."""
+    for var, value in zip(network.variables, values):
+        var.assign(value)
+
+
+@dataclasses.dataclass
+class FitReport:
+    """What early stopping saw and kept in one `MaskedTrainer.fit`."""
+    checks: List[dict]                 # {"step", "epoch", "validation_auc": {task: auc}} each
+    best_check: int                    # index of the check whose weights were kept
+    validation_auc: Dict[str, float]   # per task, at the kept check
+    epochs_trained: Dict[str, float]   # passes over the train data each task stepped through
+    stopped: Dict[str, bool]           # whether the task ran out of patience
+
+    def to_json(self):
+        """JSON-able record."""
+        return dataclasses.asdict(self)
 
 
 class MaskedTrainer:
@@ -43,30 +76,87 @@ class MaskedTrainer:
         """Zero every task's Adam state (iterations and moments): the optimizer state at θ0."""
         for task in self.masks:
             if task not in self.optimizers:
+                rate = self.model_config.learning_rate * float(self.loss_weights.get(task, 1.0))
                 with self.strategy.scope():
-                    optimizer = LazyAdam(self.model_config.learning_rate, jit_compile=False)
+                    optimizer = LazyAdam(rate, jit_compile=False)
                     optimizer.build(self.network.task_variables(task))
                 self.optimizers[task] = optimizer
             for var in self.optimizers[task].variables:
                 var.assign(tf.zeros_like(var))
 
-    def train(self, examples, schedule, epochs, seed, on_step=None):
-        """Train for `epochs` over `examples`; `schedule(batch_index)` lists the tasks to step.
-
-        Batches are shuffled by a permutation seeded from (`seed`, epoch). `on_step(step, losses)`
-        is called after each batch with {task: loss}.
-        """
-        batch_index = 0
-        for epoch in range(epochs):
+    def batches(self, examples, seed, epochs=None):
+        """(epoch, distributed batch) over `epochs` passes (None: no end), each pass shuffled by a
+        permutation seeded from (`seed`, epoch)."""
+        for epoch in (range(epochs) if epochs is not None else itertools.count()):
             dataset = self.strategy.experimental_distribute_dataset(
                 examples.batches(self.model_config.batch_size, seed=seed * 1000 + epoch))
             for batch in dataset:
-                losses = {task: float(self._step_fn(task)(batch)) for task in schedule(batch_index)}
-                batch_index += 1
-                self.global_step += 1
-                if on_step:
-                    on_step(self.global_step, losses)
-        return batch_index
+                yield epoch, batch
+
+    def step(self, tasks, batch, on_step=None):
+        """One step of each task in `tasks` on `batch`; `on_step(step, {task: loss})` after."""
+        losses = {task: float(self._step_fn(task)(batch)) for task in tasks}
+        self.global_step += 1
+        if on_step:
+            on_step(self.global_step, losses)
+
+    def train_steps(self, examples, schedule, steps, seed):
+        """Exactly `steps` batches (passes repeat as needed); `schedule(i)` lists the tasks."""
+        for index, (_, batch) in enumerate(itertools.islice(self.batches(examples, seed), steps)):
+            self.step(schedule(index), batch)
+
+    def fit(self, train, validation, tasks, schedule, stopping, seed, on_step=None):
+        """Train with early stopping on `validation` AUC; returns a FitReport.
+
+        Validation AUC of every task in `tasks` is checked every `stopping.every_steps` batches
+        (0: after every pass). A task stops stepping once `stopping.patience` checks in a row did
+        not improve its best AUC by more than `stopping.min_delta`; training ends when every task
+        stopped or after `stopping.max_epochs` passes. The weights kept are those of the check
+        with the best mean validation AUC over `tasks` (for one task: its best check).
+        `schedule(batch_index)` lists the tasks to step on a batch; stopped tasks are skipped.
+        """
+        tasks = list(tasks)
+        per_epoch = max(1, math.ceil(train.num_rows / self.model_config.batch_size))
+        every = stopping.every_steps or per_epoch
+        active, best, stale = set(tasks), {t: -math.inf for t in tasks}, {t: 0 for t in tasks}
+        taken = {t: 0 for t in tasks}
+        checks, kept = [], {"mean": -math.inf, "index": 0, "weights": None}
+        index = 0
+
+        def check():
+            metrics = self.evaluate(validation, tasks)
+            checks.append({"step": index, "epoch": round(index / per_epoch, 4),
+                           "validation_auc": metrics})
+            for task in sorted(active):
+                if metrics[task] > best[task] + stopping.min_delta:
+                    best[task], stale[task] = metrics[task], 0
+                else:
+                    stale[task] += 1
+                    if stale[task] >= stopping.patience:
+                        active.discard(task)
+            mean = float(np.mean([metrics[t] for t in tasks]))
+            if mean > kept["mean"]:
+                kept.update(mean=mean, index=len(checks) - 1, weights=snapshot(self.network))
+
+        for _, batch in self.batches(train, seed, stopping.max_epochs):
+            stepping = [t for t in schedule(index) if t in active]
+            if stepping:        # a proportional schedule may draw a task that has stopped
+                self.step(stepping, batch, on_step)
+            for task in stepping:
+                taken[task] += 1
+            index += 1
+            if index % every == 0:
+                check()
+                if not active:
+                    break
+        if not checks or checks[-1]["step"] != index:
+            check()
+        restore(self.network, kept["weights"])
+        return FitReport(
+            checks=checks, best_check=kept["index"],
+            validation_auc=dict(checks[kept["index"]]["validation_auc"]),
+            epochs_trained={t: round(taken[t] / per_epoch, 4) for t in tasks},
+            stopped={t: t not in active for t in tasks})
 
     def predict(self, examples, task):
         """Probabilities sigmoid(logit) of `task` for every example, in order."""
@@ -91,15 +181,21 @@ class MaskedTrainer:
     def _make_step(self, task):
         network, strategy, config = self.network, self.strategy, self.model_config
         masks, optimizer = self.masks[task], self.optimizers[task]
-        weight = float(self.loss_weights.get(task, 1.0))
         variables = network.task_variables(task)
+        l2 = config.embedding_l2
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
-                logits = network(batch, task=task, masks=masks)
+                kernels = network.effective_kernels(masks)
+                if l2 > 0:
+                    logits, penalty = network.forward(batch, task, kernels, training=True,
+                                                      with_penalty=True)
+                else:
+                    logits, penalty = network.forward(batch, task, kernels, training=True), 0.0
                 per_example = task_lib.per_example_loss(task, batch, logits, config)
-                loss = weight * tf.nn.compute_average_loss(
-                    per_example, global_batch_size=config.batch_size)
+                per_example += l2 * penalty * task_lib.train_rows(task, batch)
+                loss = tf.nn.compute_average_loss(per_example,
+                                                  global_batch_size=config.batch_size)
             grads = tape.gradient(loss, variables)
             optimizer.apply_gradients(zip(grads, variables))
             return loss

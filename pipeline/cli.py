@@ -48,6 +48,9 @@ def _parser():
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
     synth.add_argument("--seed", type=int, default=Config().data.synthetic_seed)
     synth.add_argument("--splits", action="store_true", help="write train/ and eval/ subdirectories")
+    synth.add_argument("--profile", choices=("default", "small_logs"), default="default",
+                       help="pool sizes and logging (see pipeline.synthetic_data): small_logs is "
+                       "like a ~4k-row production sample, most ids seen once or twice")
     return parser
 
 
@@ -75,7 +78,7 @@ def main(argv=None):
 def _synth(args):
     from pipeline import synthetic_data
     paths = synthetic_data.write_dataset(args.out, rows=args.rows, seed=args.seed,
-                                         splits=args.splits)
+                                         splits=args.splits, profile=args.profile)
     print(f"wrote {args.rows} examples to {len(paths)} file(s) under {args.out}")
     return 0
 
@@ -135,7 +138,7 @@ def input_files(data, config):
     """{split pattern: files} ImportExampleGen reads under `data`; ConfigError if one is empty."""
     import tensorflow as tf
     from pipeline.pipeline import split_configs
-    input_config, _ = split_configs(data, config)
+    input_config = split_configs(data, config)[0]
     found = {}
     for split in input_config.splits:
         found[split.pattern] = sorted(path for path in tf.io.gfile.glob(

@@ -14,6 +14,9 @@ from typing import Dict, List, Optional
 from modules import features
 
 TASKS = ("ctr", "cvr")
+# The data splits: train fits, validation chooses (ticket rounds, early stopping, defaults), eval
+# only reports and gates.
+SPLITS = ("train", "validation", "eval")
 
 
 class ConfigError(ValueError):
@@ -25,12 +28,21 @@ class DataConfig:
     """Input data, splits and labels."""
     synthetic_rows: int = 20000          # rows generated when `lt4rec run` gets no --data
     synthetic_seed: int = 7
-    eval_fraction_buckets: List[int] = dataclasses.field(default_factory=lambda: [4, 1])
     cvr_threshold: float = 0.8           # conversion := click and cvrlabel >= threshold
     max_list_length: int = 8             # multi-valued lists are truncated/padded to this
     # "given": <data>/train and <data>/eval are the splits; "hash": hash-split every file;
     # "auto": "given" when both subdirectories exist (probed for local paths only), else "hash".
     split_mode: str = "auto"
+    # Hash mode: hash buckets per split (72% / 8% / 20% by default).
+    split_buckets: Dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"train": 18, "validation": 2, "eval": 5})
+    # Given mode: "directory" reads <data>/validation/; "train" carves `validation_share` of the
+    # train files' records out by hash; "auto": "directory" when it exists (local paths), else "train".
+    validation_from: str = "auto"
+    validation_share: float = 0.1
+    # What the split hash reads: "" hashes the whole serialized record; a feature name (e.g.
+    # "seqnum") keeps every record with the same value in one split.
+    split_key: str = ""
 
 
 @dataclasses.dataclass
@@ -60,11 +72,25 @@ class ModelConfig:
     learning_rate: float = 1e-3
     batch_size: int = 128
     eval_batch_size: int = 4096
+    ctr_loss: str = "focal"              # "focal" (the original; alpha, gamma below) or "bce"
     focal_alpha: float = 0.75
     focal_gamma: float = 2.0
-    cvr_loss: str = "mse"                # "mse" on cvrlabel (clicked rows) or "bce" on conversion
+    # "bce" on conversion (cvr = P(conversion | click)) or "mse" on the clicked rows' cvrlabel.
+    cvr_loss: str = "bce"
+    dropout: float = 0.1                 # on every hidden MLP layer, training steps only
+    embedding_l2: float = 1e-4           # L2 on the embedding (and linear) rows a batch looks up
+    linear_term: bool = True             # per-task linear (wide) logit over every id feature
     seed: int = 42
     devices: List[str] = dataclasses.field(default_factory=list)  # empty: all GPUs, else CPU
+
+
+@dataclasses.dataclass
+class EarlyStoppingConfig:
+    """Train up to `max_epochs`, checking validation AUC every epoch (or `every_steps` steps)."""
+    max_epochs: int = 8
+    patience: int = 2                    # checks without an improvement > min_delta before stopping
+    min_delta: float = 0.0
+    every_steps: int = 0                 # 0: check at the end of every epoch
 
 
 @dataclasses.dataclass
@@ -73,8 +99,10 @@ class TicketConfig:
     tasks: List[str] = dataclasses.field(default_factory=lambda: list(TASKS))
     rounds: int = 4                      # pruning rounds after the dense round 0
     final_density: float = 0.2
-    epochs_per_round: int = 1
-    rewind_step: int = 0                 # 0 rewinds to θ0; k>0 rewinds to step k of round 0
+    stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
+    # 0 rewinds to θ0. k > 0: the rewind point is θ0 after k steps of dense multi-task training
+    # (every task steps on each batch); every task's search and MTL start from it.
+    rewind_step: int = 0
     min_density: float = 0.0             # rounds sparser than this are not selectable
     max_density: float = 1.0             # rounds denser than this are not selectable
     selection_tolerance: float = 0.0     # metrics this close tie; ties go to the sparser mask
@@ -88,12 +116,16 @@ class TicketConfig:
 @dataclasses.dataclass
 class MTLConfig:
     """Masked multi-task training."""
-    epochs: int = 1
+    # Each task stops stepping once its validation AUC stops improving; the weights kept are
+    # those of the check with the best mean validation AUC over the tasks.
+    stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
     schedule: str = "round_robin"        # or "proportional"
     task_probabilities: Dict[str, float] = dataclasses.field(
         default_factory=lambda: {"ctr": 0.5, "cvr": 0.5})
+    # Each task has its own Adam, which is invariant to a constant scale of the gradient, so a
+    # task's weight scales its learning rate (what a loss weight does under SGD).
     loss_weights: Dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"ctr": 1.0, "cvr": 1.5})
+        default_factory=lambda: {"ctr": 1.0, "cvr": 1.0})
     masks: str = "tickets"               # "tickets" (LT4REC) or "ones" (hard-sharing baseline)
 
 
@@ -186,18 +218,30 @@ class Config:
                self.ticket.min_density, "must not exceed ticket.max_density")
         _check(0 < self.data.cvr_threshold <= 1, "data.cvr_threshold",
                self.data.cvr_threshold, "must be in (0, 1]")
-        for name in ("ticket.rounds", "ticket.epochs_per_round", "mtl.epochs", "model.batch_size",
+        for name in ("ticket.rounds", "ticket.stopping.max_epochs", "ticket.stopping.patience",
+                     "mtl.stopping.max_epochs", "mtl.stopping.patience", "model.batch_size",
                      "model.eval_batch_size", "model.embedding_dim", "data.max_list_length",
                      "data.synthetic_rows"):
-            section, field = name.split(".")
-            value = getattr(getattr(self, section), field)
+            value = _field(self, name)
             _check(_is_int(value) and value > 0, name, value, "must be a positive integer")
+        for name in ("ticket.stopping", "mtl.stopping"):
+            stopping = _field(self, name)
+            _check(_is_int(stopping.every_steps) and stopping.every_steps >= 0,
+                   f"{name}.every_steps", stopping.every_steps, "must be an integer >= 0")
+            _check(stopping.min_delta >= 0, f"{name}.min_delta", stopping.min_delta,
+                   "must be >= 0")
+        _check(0 <= self.model.dropout < 1, "model.dropout", self.model.dropout,
+               "must be in [0, 1)")
+        _check(self.model.embedding_l2 >= 0, "model.embedding_l2", self.model.embedding_l2,
+               "must be >= 0")
         _check(self.ticket.rewind_step >= 0, "ticket.rewind_step", self.ticket.rewind_step,
                "must be >= 0")
         _check(self.model.hidden_units and all(u > 0 for u in self.model.hidden_units),
                "model.hidden_units", self.model.hidden_units, "must be positive layer widths")
         _check(self.model.learning_rate > 0, "model.learning_rate", self.model.learning_rate,
                "must be > 0")
+        _check(self.model.ctr_loss in ("focal", "bce"), "model.ctr_loss", self.model.ctr_loss,
+               "must be 'focal' or 'bce'")
         _check(self.model.cvr_loss in ("mse", "bce"), "model.cvr_loss", self.model.cvr_loss,
                "must be 'mse' or 'bce'")
         _check(self.mtl.schedule in ("round_robin", "proportional"), "mtl.schedule",
@@ -235,10 +279,19 @@ class Config:
                    "must be an integer >= 1 (unseen values need an id)")
         _check(all(isinstance(d, str) and d for d in self.model.devices), "model.devices",
                self.model.devices, "must be a list of device names such as '/gpu:0'")
-        _check(len(self.data.eval_fraction_buckets) == 2 and
-               all(b > 0 for b in self.data.eval_fraction_buckets),
-               "data.eval_fraction_buckets", self.data.eval_fraction_buckets,
-               "must be two positive hash-bucket counts [train, eval]")
+        _check(sorted(self.data.split_buckets) == sorted(SPLITS) and
+               all(_is_int(b) and b > 0 for b in self.data.split_buckets.values()),
+               "data.split_buckets", self.data.split_buckets,
+               f"must give a positive hash-bucket count to each of {list(SPLITS)}")
+        _check(self.data.validation_from in ("auto", "directory", "train"),
+               "data.validation_from", self.data.validation_from,
+               "must be 'auto', 'directory' or 'train'")
+        _check(0 < self.data.validation_share < 1, "data.validation_share",
+               self.data.validation_share, "must be in (0, 1)")
+        _check(self.data.split_key == "" or self.data.split_key in
+               features.STRING_FEATURES + (features.SEQNUM,), "data.split_key",
+               self.data.split_key, "must be empty (hash the whole record) or an id feature "
+               "such as 'seqnum' (not a label or score: that would split by outcome)")
         for name in ("ctr_auc_lower_bound", "cvr_auc_lower_bound"):
             value = getattr(self.evaluation, name)
             _check(0 <= value <= 1, f"evaluation.{name}", value, "must be in [0, 1]")
@@ -263,6 +316,13 @@ def _parse(path, text):
         raise ConfigError(f"invalid configuration: {path} must hold a mapping, not "
                           f"{type(values).__name__}")
     return values
+
+
+def _field(config, dotted):
+    """The value at a dotted path such as "ticket.stopping.patience"."""
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def _is_int(value):

@@ -11,6 +11,7 @@ import os
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRANSFORM_CODE = ("modules/preprocessing.py", "modules/features.py", "pipeline/config.py")
 TRAINER_CODE = ("modules", "components", "pipeline/config.py")
+EXAMPLE_GEN_CODE = ("components/split_example_gen",)
 
 
 def _files(path):

@@ -7,10 +7,13 @@ from tfx.proto import example_gen_pb2
 
 from components.atomic_pusher.component import AtomicPusher
 from components.mtl_trainer.component import MTLTrainer
+from components.split_example_gen.component import SplitExampleGen
+from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
-from pipeline.config import Config
-from pipeline.fingerprint import TRAINER_CODE, TRANSFORM_CODE, code_fingerprint
+from pipeline.config import SPLITS, Config
+from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
+                                  code_fingerprint)
 from pipeline.evaluation import eval_config
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -18,41 +21,51 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 # Config sections each step reads (and whose changes invalidate its cache).
 TRANSFORM_SECTIONS = ("data", "vocab")
-TRAINER_SECTIONS = ("data", "vocab", "model", "ticket", "mtl")
+TICKET_SECTIONS = ("data", "vocab", "model", "ticket")
+TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
 
 
 def split_configs(data_root, config):
-    """(input_config, output_config) for ImportExampleGen.
+    """(input_config, output_config, split_options) of SplitExampleGen: train, validation, eval.
 
-    `data_root/train/` and `data_root/eval/` are used as given (logs split by day); otherwise every
-    file directly under `data_root` is hash-split into train/eval by `data.eval_fraction_buckets`
-    (`data.split_mode`; "auto" probes only local paths, so compiling for a cluster needs no
-    object-store access).
+    Given mode: `data_root/train/` and `data_root/eval/` as given (logs split by day), plus
+    `data_root/validation/` (`data.validation_from: directory`) or a `data.validation_share` of
+    the train records carved out by hash (`train`). Hash mode: every file directly under
+    `data_root` is hash-split by `data.split_buckets`. "auto" modes probe only local paths, so
+    compiling for a cluster needs no object-store access.
     """
-    mode = config.data.split_mode
+    data = config.data
+    fingerprint = code_fingerprint(EXAMPLE_GEN_CODE)
+    local = "://" not in data_root
+    mode = data.split_mode
     if mode == "auto":
-        local = "://" not in data_root
         mode = "given" if local and all(
             tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")) else "hash"
-    if mode == "given":
+    if mode == "hash":
         return example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="train", pattern="train/*"),
-            example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
-        ]), None
-    train, evaluation = config.data.eval_fraction_buckets
-    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*")]), \
-        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train),
-            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=evaluation),
-        ]))
+            example_gen_pb2.Input.Split(name="single", pattern="*")]), \
+            example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+                example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=data.split_buckets[name])
+                for name in SPLITS])), split_options(data.split_key, None, fingerprint)
+    source = data.validation_from
+    if source == "auto":
+        source = "directory" if local and tf.io.gfile.isdir(
+            os.path.join(data_root, "validation")) else "train"
+    given = SPLITS if source == "directory" else ("train", "eval")
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in given]), None, \
+        split_options(data.split_key, None if source == "directory" else data.validation_share,
+                      fingerprint)
 
 
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     """All pipeline nodes, in dependency order."""
-    input_config, output_config = split_configs(data_root, config)
+    input_config, output_config, options = split_configs(data_root, config)
     code = code_fingerprint(TRAINER_CODE)
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root, input_config=input_config, output_config=output_config)
+    # Kept under ImportExampleGen's node id: it is one, with our splitting.
+    example_gen = SplitExampleGen(
+        input_base=data_root, input_config=input_config, output_config=output_config,
+        split_options=options).with_id("ImportExampleGen")
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
@@ -67,7 +80,7 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     ticket_search = TicketSearch(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"], config_json=config.to_json(TRAINER_SECTIONS),
+        schema=schema_gen.outputs["schema"], config_json=config.to_json(TICKET_SECTIONS),
         code_fingerprint=code)
     trainer = MTLTrainer(
         examples=transform.outputs["transformed_examples"],

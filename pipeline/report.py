@@ -32,8 +32,9 @@ from modules import plots
 TASKS = ("ctr", "cvr")
 REPORT_DIR = "report"
 QUALITY_FILE = "quality.json"
-_ARM_ORDER = ("dense_single_task", "hard_sharing", "lt4rec")
-_ARM_LABELS = {"dense_single_task": "dense single-task", "hard_sharing": "hard sharing (all-ones)",
+_ARM_ORDER = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec")
+_ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
+               "dense_single_task": "dense single-task", "hard_sharing": "hard sharing (all-ones)",
                "lt4rec": "LT4REC sparse sharing"}
 
 
@@ -373,28 +374,38 @@ def _summary_section(run):
     ticket = run["ticket_report"] or {"tasks": {}}
     training = run["training_report"] or {}
     eval_auc = training.get("eval_auc", {})
+    validation_auc = training.get("validation_auc", {})
     rows = []
     for task in TASKS:
         t = ticket["tasks"].get(task)
         if not t:
             continue
-        rows.append([task.upper(), _f(t["dense_metric"]), _f(t["chosen_metric"]),
-                     _f(eval_auc.get(task)), _f(t["chosen_density"]), str(t["chosen_round"])])
+        rows.append([task.upper()] + [f"{_f(v)} / {_f(e)}" for v, e in (
+            (t["dense_metric"], t["dense_eval_metric"]),
+            (t["chosen_metric"], t["chosen_eval_metric"]),
+            (validation_auc.get(task), eval_auc.get(task)))]
+            + [_f(t["chosen_density"]), str(t["chosen_round"]),
+               _f(training.get("epochs_trained", {}).get(task)),
+               _f(training.get("eval_calibration", {}).get(task))])
     parts = ["<h2>Run summary</h2>",
-             _table(["task", "AUC dense round 0", "AUC chosen ticket", "AUC masked MTL",
-                     "ticket density", "chosen round"], rows)]
+             _table(["task", "AUC dense round 0 (val / eval)", "AUC chosen ticket (val / eval)",
+                     "AUC masked MTL (val / eval)", "ticket density", "chosen round",
+                     "MTL epochs", "MTL calibration (eval)"], rows)]
     facts = [("CTCVR AUC (MTL)", _f(eval_auc.get("ctcvr"))),
              ("production pctr CTR AUC", _f(training.get("pctr_reference_auc"))),
-             ("train / eval rows", f"{_f(training.get('train_rows'))} / "
-                                   f"{_f(training.get('eval_rows'))}"),
+             ("train / validation / eval rows", f"{_f(training.get('train_rows'))} / "
+                                                f"{_f(training.get('validation_rows'))} / "
+                                                f"{_f(training.get('eval_rows'))}"),
              ("MTL steps", _f(training.get("steps"))),
              ("MTL masks", _f(training.get("masks"))),
              ("blessed", _f(run["blessed"])),
              ("pushed model", _f(run["pushed"]))]
     parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {v}</li>" for k, v in facts)
                  + "</ul>")
-    parts.append('<p class="note">CTR AUC over all eval rows, CVR AUC over clicked eval rows '
-                 '(conversion label), CTCVR AUC over all eval rows with score ctr × cvr.</p>')
+    parts.append('<p class="note">Validation AUCs chose the ticket rounds and stopped training; '
+                 'eval AUCs are reported and gated only. CTR AUC over all rows, CVR AUC over '
+                 'clicked rows (conversion label), CTCVR AUC over all rows with score ctr × cvr. '
+                 'Calibration: mean prediction / mean label on those rows.</p>')
     return "\n".join(parts)
 
 
@@ -410,11 +421,12 @@ def _pruning_section(run, out_dir):
              _img(plot_pruning_curves(report, out_dir), "pruning curves")]
     for task, result in sorted(report["tasks"].items()):
         rows = [[str(r["round"]) + (" (chosen)" if r["round"] == result["chosen_round"] else ""),
-                 _f(r["density"]), _f(r["kept"]), _f(r["metric"]),
-                 " / ".join(_f(d, 3) for d in r["layer_density"])]
+                 _f(r["density"]), _f(r["kept"]), _f(r["validation_auc"]), _f(r["eval_auc"]),
+                 _f(r["epochs_trained"]), " / ".join(_f(d, 3) for d in r["layer_density"])]
                 for r in result["rounds"]]
         parts.append(f"<h3>{task.upper()} ({html.escape(result['metric_name'])})</h3>")
-        parts.append(_table(["round", "density", "kept", "eval AUC", "layer densities"], rows))
+        parts.append(_table(["round", "density", "kept", "validation AUC (selects)", "eval AUC",
+                             "epochs", "layer densities"], rows))
     return "\n".join(parts)
 
 

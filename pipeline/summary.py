@@ -1,8 +1,11 @@
 """The end-of-run summary: printed by `lt4rec run` and written to `<root>/summary.json`.
 
-Keys: per task (`ctr`, `cvr`) `dense_auc` (ticket search round 0), `ticket_auc` (chosen round),
-`mtl_auc` (masked MTL model), `density` (chosen mask); plus `ctcvr_auc`, `pctr_reference_auc`,
-`overlap`, `blessed`, `pushed_model` and where the artifacts are.
+Keys: per task (`ctr`, `cvr`) the eval-split AUCs `dense_auc` (ticket search round 0),
+`ticket_auc` (chosen round) and `mtl_auc` (masked MTL model); `validation_auc` with the same three
+on the validation split (what chose the round and stopped training); `epochs_trained` (per ticket
+round and for MTL); `calibration` (MTL, mean prediction / mean label on eval); `density` (chosen
+mask); plus `ctcvr_auc`, `pctr_reference_auc`, `overlap`, `blessed`, `pushed_model` and where
+the artifacts are.
 """
 import json
 import os
@@ -52,11 +55,19 @@ def build(outputs, layout, config):
     for task in TASKS:
         ticket = (tickets or {}).get("tasks", {}).get(task)
         result[task] = {
-            "dense_auc": ticket and ticket["dense_metric"],
-            "ticket_auc": ticket and ticket["chosen_metric"],
+            "dense_auc": ticket and ticket["dense_eval_metric"],
+            "ticket_auc": ticket and ticket["chosen_eval_metric"],
             "ticket_round": ticket and ticket["chosen_round"],
             "density": ticket and ticket["chosen_density"],
             "mtl_auc": training and training["eval_auc"][task],
+            "validation_auc": {
+                "dense": ticket and ticket["dense_metric"],
+                "ticket": ticket and ticket["chosen_metric"],
+                "mtl": training and training["validation_auc"][task]},
+            "epochs_trained": {
+                "ticket_rounds": ticket and [r["epochs_trained"] for r in ticket["rounds"]],
+                "mtl": training and training["epochs_trained"].get(task)},
+            "calibration": training and training["eval_calibration"][task],
         }
     if tickets:
         overlap = tickets["overlap"]
@@ -84,13 +95,19 @@ def _fmt(value):
 
 def render(result):
     """Human-readable summary table."""
-    lines = ["lt4rec run finished.",
-             "  AUC (eval)   dense round 0   chosen ticket   masked MTL   ticket density"]
+    lines = ["lt4rec run finished. AUC on validation (chose rounds, stopped training) / eval "
+             "(reported, gated):",
+             "  AUC val / eval   dense round 0     chosen ticket     masked MTL   density  "
+             "MTL epochs  calibration"]
     for task in TASKS:
         r = result.get(task, {})
-        lines.append(f"  {task.upper():<12} {_fmt(r.get('dense_auc')):>13}   "
-                     f"{_fmt(r.get('ticket_auc')):>13}   {_fmt(r.get('mtl_auc')):>10}   "
-                     f"{_fmt(r.get('density')):>14}")
+        val = r.get("validation_auc") or {}
+        pairs = [f"{_fmt(val.get(key))} / {_fmt(r.get(name))}" for key, name in (
+            ("dense", "dense_auc"), ("ticket", "ticket_auc"), ("mtl", "mtl_auc"))]
+        epochs = (r.get("epochs_trained") or {}).get("mtl")
+        lines.append(f"  {task.upper():<14} {pairs[0]:>15}   {pairs[1]:>15}   {pairs[2]:>15}   "
+                     f"{_fmt(r.get('density')):>6}  {'-' if epochs is None else epochs:>10}  "
+                     f"{_fmt(r.get('calibration')):>11}")
     if "ctcvr_auc" in result:
         lines.append(f"  CTCVR AUC (MTL): {_fmt(result['ctcvr_auc'])}   production pctr CTR AUC: "
                      f"{_fmt(result.get('pctr_reference_auc'))}")

@@ -2,7 +2,20 @@
 
 The output has exactly the 24 raw features of `modules.features`, serialized as gzip TFRecords of
 `tf.train.Example`. Pool sizes (videos, users, content providers, categories, tags) grow with
-`rows`.
+`rows`, as set by the profile (`PROFILES`):
+
+- "default": full request logs; pools of rows/4 videos, rows/12 users, rows/5 CPs and rows/5 tags
+  and keywords (at least 200, 50, 50 and 1,000), so ids recur: at 4,300 rows about 60% of the
+  distinct FEA_VID values and 97% of the FEA_UID values occur 3 times or more.
+- "small_logs": like a small (~4k rows) sample of production logs, where most ids (FEA_VID,
+  FEA_UID, FEA_CP, tags/keywords) occur once or twice. Pools of 4 videos, 3 users, 2 CPs and 15
+  tags/keywords per row, and only 1 + Poisson(0.3) impressions of each request are logged (at
+  their original positions), so users do not recur through their requests. At 4,300 rows (as at
+  any size) about 94% of the distinct FEA_VID values, 84% of FEA_UID, 82% of FEA_CP and 84% of
+  FEA_IXFTAG occur at most twice (together 85%, 65%, 50% and 56% of their occurrences); heads
+  remain (at 4,300 rows the most frequent CP occurs ~100 times, the most frequent tag ~500).
+
+Both profiles tell the same story below, with the same click and completion rates.
 
 Generative story
 ----------------
@@ -16,8 +29,9 @@ eye-catching); list lengths follow the real data (`_LIST_LENGTHS`); FEA_AGE, FEA
 FEA_ORDER are "-1" for a few percent of users/impressions.
 
 Logs: a request (`seqnum`) has one user, an optional source video (the previous watch, giving the
-FEA_S* features, "-1" when absent) and 1-10 impressions at positions 0..9 (FEA_ORDER). Videos come
-from the user's interest categories with probability 0.6, otherwise by category popularity.
+FEA_S* features, "-1" when absent) and 1-10 impressions at positions 0..9 (FEA_ORDER), all logged
+except in "small_logs". Videos come from the user's interest categories with probability 0.6,
+otherwise by category popularity.
 
     affinity   = 1.5 taste.category + 0.8 [category in FEA_UCAT] + 0.4 [category of source video]
     click      = a + affinity + user propensity + video appeal - 0.1 position
@@ -69,15 +83,20 @@ _NO_UGROUP = 0.03
 _NO_ORDER = 0.03
 
 Simulation = collections.namedtuple("Simulation", "columns click_logit completion_logit")
+# sizes: rows -> pool sizes; kept_extra: see `_requests`.
+Profile = collections.namedtuple("Profile", "sizes kept_extra")
 
 
-def simulate(rows: int, seed: int) -> Simulation:
+def simulate(rows: int, seed: int, profile: str = "default") -> Simulation:
     """Return the columns (see `generate`) with the latent click and completion logits."""
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+    sizes, kept_extra = PROFILES[profile]
     rng = np.random.default_rng(seed)
-    world = _world(rng, _sizes(rows))
-    logs = _logs(rng, world, rows)
+    world = _world(rng, sizes(rows))
+    logs = _logs(rng, world, rows, kept_extra)
     click, completion = _logits(rng, world, logs)
     labels, cvrlabels, pctr = _labels(rng, click, completion)
     columns = _columns(world, logs)
@@ -87,24 +106,24 @@ def simulate(rows: int, seed: int) -> Simulation:
     return Simulation(columns, click, completion)
 
 
-def generate(rows: int, seed: int) -> dict[str, list]:
+def generate(rows: int, seed: int, profile: str = "default") -> dict[str, list]:
     """Return {feature: list with one value per row}: bytes for single-valued string features,
     tuples of bytes for multi-valued ones, int for `label`, float for `cvrlabel`."""
-    return simulate(rows, seed).columns
+    return simulate(rows, seed, profile).columns
 
 
-def examples(rows: int, seed: int):
+def examples(rows: int, seed: int, profile: str = "default"):
     """Yield `rows` serialized tf.Example protos."""
-    yield from _serialize(generate(rows, seed), range(rows))
+    yield from _serialize(generate(rows, seed, profile), range(rows))
 
 
 def write_dataset(out_dir: str, rows: int, seed: int, splits: bool = False,
-                  shards: int = 1) -> list[str]:
+                  shards: int = 1, profile: str = "default") -> list[str]:
     """Write gzip TFRecord shards `data-0000i-of-0000n.tfrecord.gz` into `out_dir` (or into
     `out_dir/train` and `out_dir/eval`, split 80/20 by request); return the file paths."""
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
-    columns = generate(rows, seed)
+    columns = generate(rows, seed, profile)
     if not splits:
         return _write_shards(out_dir, columns, np.arange(rows), shards)
     is_eval = np.array([zlib.crc32(s) % EVAL_BUCKETS == 0 for s in columns[features.SEQNUM]])
@@ -151,12 +170,26 @@ def _serialize(columns, row_ids):
 
 # ----------------------------------------------------------------------------- the world
 
-def _sizes(rows):
+def _default_sizes(rows):
     return {
         "items": max(200, rows // 4), "users": max(50, rows // 12), "cps": max(50, rows // 5),
-        "tokens": max(1000, rows // 5),
-        "icat2": int(np.clip(round(100 * (rows / 20000) ** 0.25), 30, 1000)),
+        "tokens": max(1000, rows // 5), "icat2": _icat2_size(rows),
     }
+
+
+def _small_logs_sizes(rows):
+    return {
+        "items": max(200, 4 * rows), "users": max(50, 3 * rows), "cps": max(50, 2 * rows),
+        "tokens": max(1000, 15 * rows), "icat2": _icat2_size(rows),
+    }
+
+
+def _icat2_size(rows):
+    return int(np.clip(round(100 * (rows / 20000) ** 0.25), 30, 1000))
+
+
+PROFILES = {"default": Profile(_default_sizes, None),
+            "small_logs": Profile(_small_logs_sizes, 0.3)}
 
 
 def _world(rng, sizes):
@@ -246,23 +279,38 @@ def _item_words(rng, category, world, max_len):
 
 # ----------------------------------------------------------------------------- the logs
 
-def _logs(rng, world, rows):
-    sizes = np.minimum(1 + rng.poisson(4, rows), 10)
-    n_requests = int(np.searchsorted(np.cumsum(sizes), rows)) + 1
-    request = np.repeat(np.arange(n_requests), sizes[:n_requests])[:rows]
-    starts = np.searchsorted(request, np.arange(n_requests))
+def _logs(rng, world, rows, kept_extra):
+    request, position = _requests(rng, rows, kept_extra)
+    n_requests = int(request[-1]) + 1
     user_weight = world["user_weight"] / world["user_weight"].sum()
     request_user = rng.choice(len(user_weight), n_requests, p=user_weight)
     source = _pick_items(rng, world, request_user, 0.7)
     source[rng.random(n_requests) < _NO_SOURCE] = -1
     user = request_user[request]
     return {
-        "request": request, "position": np.arange(rows) - starts[request], "user": user,
+        "request": request, "position": position, "user": user,
         "item": _pick_items(rng, world, user, 0.6), "source": source[request],
         "algid": rng.choice(len(_ALGIDS), rows, p=_zipf(rng, len(_ALGIDS), 1.0)),
         "order_missing": rng.random(rows) < _NO_ORDER,
         "seqnum_pool": _pool(f"{v:016x}" for v in _codes(rng, n_requests, 2 ** 64)),
     }
+
+
+def _requests(rng, rows, kept_extra):
+    """(request, position) per row. Pages show 1-10 impressions; every impression is logged when
+    `kept_extra` is None, else a page keeps 1 + Poisson(kept_extra) of them (positions kept)."""
+    pages = np.minimum(1 + rng.poisson(4, rows), 10)
+    sizes = pages if kept_extra is None else np.minimum(1 + rng.poisson(kept_extra, rows), pages)
+    n_requests = int(np.searchsorted(np.cumsum(sizes), rows)) + 1
+    request = np.repeat(np.arange(n_requests), sizes[:n_requests])[:rows]
+    starts = np.searchsorted(request, np.arange(n_requests))
+    slot = np.arange(rows) - starts[request]
+    if kept_extra is None:
+        return request, slot
+    keys = np.where(np.arange(10) < pages[:n_requests, None], rng.random((n_requests, 10)), 2.0)
+    shown = np.argsort(keys, axis=1)
+    kept = np.sort(np.where(np.arange(10) < sizes[:n_requests, None], shown, 10), axis=1)
+    return request, kept[request, slot]
 
 
 def _pick_items(rng, world, users, from_interests):

@@ -25,19 +25,25 @@ from modules.inputs import TrainingInputs  # noqa: E402
 def run(strategy, out_dir):
     inputs = TrainingInputs(
         train=data.InMemoryExamples(toy_arrays(1200, seed=1)),
+        validation=data.InMemoryExamples(toy_arrays(600, seed=3)),
         evaluation=data.InMemoryExamples(toy_arrays(600, seed=2)),
         vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
         strategy=strategy)
-    config = small_config(model={"batch_size": 64})
+    # No dropout: one and two replicas draw different dropout masks (each replica runs its own
+    # random op on its half of the batch), which this comparison would count as a difference.
+    config = small_config(model={"batch_size": 64, "dropout": 0.0})
     report = executor.run_search(inputs, config, out_dir)
-    _, trainer, _ = mtl.train(inputs, config, masks_lib.load(out_dir),
-                              executor.theta0_prefix(out_dir))
+    _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(out_dir),
+                                   executor.start_prefix(out_dir))
     batch = next(iter(strategy.experimental_distribute_dataset(inputs.train.batches(64, seed=0))))
     per_replica = [int(v.shape[0]) for v in strategy.experimental_local_results(batch["label"])]
     return {"replicas": strategy.num_replicas_in_sync, "per_replica_batch": per_replica,
             "ticket_metrics": {t: r["chosen_metric"] for t, r in report["tasks"].items()},
             "rounds": {t: [x["metric"] for x in r["rounds"]] for t, r in report["tasks"].items()},
-            "mtl": mtl.evaluate(trainer, inputs.evaluation)}
+            "round_epochs": {t: [x["epochs_trained"] for x in r["rounds"]]
+                             for t, r in report["tasks"].items()},
+            "mtl": mtl.evaluate(trainer, inputs.evaluation),
+            "mtl_epochs": fit.epochs_trained}
 
 
 def main(out_root):

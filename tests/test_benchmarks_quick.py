@@ -123,7 +123,7 @@ def test_model_size(root, work):
     assert 0 < b["variables_gzip"] and result["vocab_files"] > 0
     kinds = p["by_kind"]
     assert {"embeddings", "mlp_biases", "heads", "shared_mlp_kernels", "ctr_masked_kernels",
-            "cvr_masked_kernels"} == set(kinds)
+            "cvr_masked_kernels", "linear_terms"} == set(kinds)
     assert p["shipped"] == sum(k["stored"] for k in kinds.values())
     assert p["dense"] < p["shipped"] and p["shipped_nonzero"] <= p["shipped"]
     for task in ("ctr", "cvr"):
@@ -145,11 +145,15 @@ def test_every_script_is_a_module_command(module):
 def test_quality_and_its_report(root, work, tmp_path):
     result = _run(quality, work, "--root", root)
     assert result["seeds"] == [1, 2]
+    assert result["selected_on"] == "validation" and result["validation_rows"] > 0
     for arm in quality.ARMS:
         for metric in quality.METRICS:
             entry = result["arms"][arm][metric]
             assert len(entry["values"]) == 2 and 0.0 <= entry["mean"] <= 1.0
             assert entry["std"] >= 0.0
+        assert set(result["arms"][arm]["validation"]) == {"ctr", "cvr"}
+    assert result["arms"]["logistic_regression"]["ctr"]["std"] == 0.0   # deterministic
+    assert set(result["logistic_regression_c"]) == {"ctr", "cvr"}
     diff = result["differences"]["lt4rec_minus_hard_sharing"]["ctr"]
     per_seed = [s["lt4rec"]["ctr"] - s["hard_sharing"]["ctr"] for s in result["per_seed"]]
     assert diff["mean"] == pytest.approx(sum(per_seed) / 2)

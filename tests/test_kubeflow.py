@@ -94,13 +94,15 @@ def test_ticket_search_task_runs_like_a_kubeflow_pod(compiled, tiny_run, tmp_pat
     parameters = {name: value["runtimeValue"]["constantValue"] for name, value in
                   spec["root"]["dag"]["tasks"]["TicketSearch"]["inputs"]["parameters"].items()}
     transform = tiny_run["outputs"]["Transform"]
+    examples = transform["transformed_examples"][0]
+    split_names = json.loads(examples.properties["split_names"].string_value)
+    assert sorted(split_names) == ["eval", "train", "validation"]
     schema = tiny_run["outputs"]["ImportSchemaGen"]["schema"][0].uri
     executor_input = {
         "inputs": {
             "parameters": parameters,
             "artifacts": {
-                "examples": _artifact(transform["transformed_examples"][0].uri, "tfx.Examples",
-                                      ["train", "eval"]),
+                "examples": _artifact(examples.uri, "tfx.Examples", split_names),
                 "transform_graph": _artifact(transform["transform_graph"][0].uri,
                                              "tfx.TransformGraph"),
                 "schema": _artifact(schema, "tfx.Schema"),

@@ -28,5 +28,10 @@ def test_two_replicas_find_the_same_tickets_within_tolerance(results):
         assert rounds == pytest.approx(results["two"]["rounds"][task], abs=0.02)
 
 
+def test_two_replicas_stop_early_at_the_same_points(results):
+    assert results["one"]["round_epochs"] == results["two"]["round_epochs"]
+    assert results["one"]["mtl_epochs"] == results["two"]["mtl_epochs"]
+
+
 def test_two_replicas_train_the_same_mtl_model_within_tolerance(results):
     assert results["one"]["mtl"] == pytest.approx(results["two"]["mtl"], abs=0.02)

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -14,6 +15,7 @@ from pipeline import local_runner, serving, summary
 
 pytestmark = pytest.mark.e2e
 
+TASKS = ("ctr", "cvr")
 NODES = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
          "Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher")
 
@@ -56,6 +58,15 @@ def test_summary_json_has_the_documented_keys(run):
         assert 0.0 <= on_disk[task]["mtl_auc"] <= 1.0
     assert {"overlap", "blessed", "pushed_model"} <= set(on_disk)
     assert 0.0 <= on_disk["overlap"]["jaccard"] <= 1.0
+    config = run["config"]
+    for task in TASKS:
+        assert set(on_disk[task]["validation_auc"]) == {"dense", "ticket", "mtl"}
+        assert all(0.0 <= v <= 1.0 for v in on_disk[task]["validation_auc"].values())
+        epochs = on_disk[task]["epochs_trained"]
+        assert len(epochs["ticket_rounds"]) == config.ticket.rounds + 1
+        assert all(0 < e <= config.ticket.stopping.max_epochs for e in epochs["ticket_rounds"])
+        assert 0 < epochs["mtl"] <= config.mtl.stopping.max_epochs
+        assert on_disk[task]["calibration"] > 0.0
 
 
 def _raw_examples(data_dir):
@@ -101,6 +112,39 @@ def test_serving_path_reproduces_the_in_pipeline_evaluation(run):
     for task in ("ctr", "cvr"):
         assert tasks.auc(task, arrays, scores[task]) == pytest.approx(
             run["summary"][task]["mtl_auc"], abs=1e-6)
+
+
+def _overall_metrics(evaluation_uri, model_name=None):
+    """{output: {metric: value}} of the overall slice of a TFMA evaluation."""
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+    (overall,) = [metrics for key, metrics in result.slicing_metrics if key == ()]
+    return {output: {name: value["doubleValue"] for name, value in by_key[""].items()}
+            for output, by_key in overall.items()}
+
+
+def _eval_split_labels(outputs):
+    examples_uri = outputs["ImportExampleGen"]["examples"][0].uri
+    return np.array([tf.train.Example.FromString(r.numpy()).features.feature[
+        features.LABEL].int64_list.value[0] for r in tf.data.TFRecordDataset(
+            data.split_files(examples_uri, "eval"), compression_type="GZIP")])
+
+
+def _training_report(outputs):
+    uri = outputs["MTLTrainer"]["model_run"][0].uri
+    with open(os.path.join(uri, "training_report.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_tfma_auc_is_the_trainers_eval_auc_on_the_same_rows(run):
+    """The Evaluator's overall CTR AUC (all eval rows) and CVR AUC (weighted by click) are the
+    trainer's eval AUCs; TFMA's AUC is a 10,000-threshold approximation, hence 2e-3."""
+    metrics = _overall_metrics(run["summary"]["evaluation"])
+    labels = _eval_split_labels(run["outputs"])
+    report = _training_report(run["outputs"])
+    assert metrics["ctr"]["example_count"] == report["eval_rows"] == len(labels)
+    assert metrics["cvr"]["example_count"] == labels.sum() > 0     # weighted by click
+    for task in TASKS:
+        assert metrics[task]["auc"] == pytest.approx(run["summary"][task]["mtl_auc"], abs=2e-3)
 
 
 def test_predict_command_scores_a_tfrecord_file(run, tmp_path):
@@ -150,3 +194,85 @@ def test_masks_are_baked_into_the_exported_per_task_kernels(run):
             value = kernel.numpy()
             assert np.all(value[~mask] == 0.0)
             assert np.count_nonzero(value[mask]) == int(mask.sum())
+
+
+REGRESSION_TOLERANCE = 0.01
+
+
+def _execution_inputs(layout, artifact):
+    """{key: [artifact id]} of the inputs of the execution that produced `artifact`."""
+    store = metadata_store.MetadataStore(layout.connection())
+    (producer,) = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+    inputs = {}
+    for event in store.get_events_by_execution_ids([producer]):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            inputs.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
+    return inputs
+
+
+def test_a_candidate_worse_than_the_blessed_model_is_neither_blessed_nor_pushed(run):
+    """No-regression gate, lower bounds at 0: an MTL model left near its random start (tiny loss
+    weights scale each task's learning rate; one epoch) loses more than max_auc_regression
+    against the latest blessed model (the first run's), so the change threshold fails.
+
+    Runs last in this module: it retrains on the shared root (later tests would see its runs).
+    """
+    layout = run["layout"]
+    blessed_model = run["outputs"]["MTLTrainer"]["model"][0]
+    first_blessing = run["outputs"]["Evaluator"]["blessing"][0]
+    assert first_blessing.custom_properties["blessed"].int_value == 1
+    first_push = run["summary"]["pushed_model"]
+    before = sorted(os.listdir(layout.serving_dir))
+    config = tiny_pipeline_config(
+        mtl={"loss_weights": {"ctr": 1e-6, "cvr": 1e-6}, "stopping": {"max_epochs": 1}},
+        evaluation={"max_auc_regression": REGRESSION_TOLERANCE})
+    assert config.evaluation.ctr_auc_lower_bound == config.evaluation.cvr_auc_lower_bound == 0.0
+    outputs = local_runner.run(str(run["data"]), str(run["root"]), config)
+    result = summary.build(outputs, layout, config)
+    candidate = outputs["MTLTrainer"]["model"][0]
+    assert candidate.id != blessed_model.id                       # retrained, not from the cache
+
+    # The Evaluator compared the candidate with the previously blessed model.
+    evaluation = outputs["Evaluator"]["evaluation"][0]
+    inputs = _execution_inputs(layout, evaluation)
+    assert inputs["baseline_model"] == [blessed_model.id]
+    assert inputs["model"] == [candidate.id]
+    ours = _overall_metrics(evaluation.uri, model_name="candidate")
+    baseline = _overall_metrics(evaluation.uri, model_name="baseline")
+    first = _overall_metrics(run["summary"]["evaluation"])
+    regressed = set()
+    for task in TASKS:
+        assert baseline[task]["auc"] == pytest.approx(first[task]["auc"], abs=1e-9), task
+        assert ours[task]["auc_diff"] == pytest.approx(
+            ours[task]["auc"] - baseline[task]["auc"], abs=1e-9)
+        assert ours[task]["auc"] == pytest.approx(result[task]["mtl_auc"], abs=2e-3)
+        if ours[task]["auc_diff"] < -REGRESSION_TOLERANCE:
+            regressed.add(task)
+    # Genuinely worse, beyond the tolerance, as TFMA and the trainer measure it.
+    assert "ctr" in regressed, (ours, baseline)
+    assert result["ctr"]["mtl_auc"] < run["summary"]["ctr"]["mtl_auc"] - REGRESSION_TOLERANCE
+
+    # What failed is the change threshold (no-regression), on the gated overall slice only.
+    validation = tfma.load_validation_result(evaluation.uri)
+    assert validation.validation_ok is False
+    failures = []
+    for per_slice in validation.metric_validations_per_slice:
+        assert not per_slice.slice_key.single_slice_keys
+        failures += per_slice.failures
+    assert {f.metric_key.output_name for f in failures} == regressed
+    for failure in failures:
+        assert failure.metric_key.name == "auc" and failure.metric_key.is_diff
+        assert failure.metric_key.model_name == "candidate"
+        assert failure.metric_threshold.HasField("change_threshold")
+        assert not failure.metric_threshold.HasField("value_threshold")
+        assert failure.metric_threshold.change_threshold.absolute.value == pytest.approx(
+            -REGRESSION_TOLERANCE)
+        assert failure.metric_value.double_value.value == pytest.approx(
+            ours[failure.metric_key.output_name]["auc_diff"])
+
+    # Not blessed, not pushed: the previously pushed version is still the latest one served.
+    assert result["blessed"] is False and result["pushed_model"] is None
+    assert outputs["AtomicPusher"]["pushed_model"][0].custom_properties["pushed"].int_value == 0
+    assert sorted(os.listdir(layout.serving_dir)) == before
+    assert serving.latest_version(layout.serving_dir) == first_push

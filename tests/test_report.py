@@ -64,6 +64,8 @@ def test_report_shows_the_run_numbers(run, rendered):
     for task in ("ctr", "cvr"):
         for key in ("dense_auc", "ticket_auc", "mtl_auc", "density"):
             assert f"{result[task][key]:.4f}" in page, (task, key)
+        for stage, value in result[task]["validation_auc"].items():
+            assert f"{value:.4f}" in page, (task, stage)
     assert f"{result['ctcvr_auc']:.4f}" in page
     assert f"{result['overlap']['jaccard']:.4f}" in page
     assert result["pushed_model"] in page
@@ -76,7 +78,7 @@ def test_report_shows_every_pruning_round_and_the_mask_densities(run, rendered):
         ticket = json.load(f)
     for task in ("ctr", "cvr"):
         for r in ticket["tasks"][task]["rounds"]:
-            assert f"{r['metric']:.4f}" in page
+            assert f"{r['validation_auc']:.4f}" in page and f"{r['eval_auc']:.4f}" in page
     for task, masks in masks_lib.load(masks_uri).items():
         for mask in masks:
             assert f"{mask.mean():.4f}" in page

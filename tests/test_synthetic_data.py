@@ -1,4 +1,5 @@
 """Tests of the synthetic LT4REC log generator and its agreement with schema/schema.pbtxt."""
+import collections
 import os
 
 import numpy as np
@@ -8,10 +9,12 @@ import tensorflow_data_validation as tfdv
 from sklearn.metrics import roc_auc_score
 
 from modules import features
-from pipeline import synthetic_data
+from pipeline import cli, synthetic_data
 
 ROWS = 2000
 SEED = 11
+SMALL_ROWS = 4000                    # the size of the real small log samples small_logs mimics
+PROFILES = sorted(synthetic_data.PROFILES)
 SCHEMA = os.path.join(os.path.dirname(__file__), os.pardir, "schema", "schema.pbtxt")
 ONE_VALUE = features.SINGLE_VALUED + (features.LABEL, features.CVR_LABEL, features.PCTR,
                                       features.SEQNUM)
@@ -42,8 +45,21 @@ def parsed(dataset):
 
 
 @pytest.fixture(scope="module")
-def large():
-    return synthetic_data.simulate(20000, SEED)
+def small_logs_dataset(tmp_path_factory):
+    return synthetic_data.write_dataset(str(tmp_path_factory.mktemp("small_logs")), SMALL_ROWS,
+                                        SEED, profile="small_logs")
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def large(request):
+    return synthetic_data.simulate(20000, SEED, request.param)
+
+
+def _id_counts(column):
+    """Occurrences of each non-missing value of a column (list values counted one by one)."""
+    values = (v for row in column for v in (row if isinstance(row, tuple) else (row,)))
+    return np.array(list(collections.Counter(
+        v for v in values if v != features.MISSING.encode()).values()))
 
 
 def test_shards_are_named_and_hold_every_row(dataset, parsed):
@@ -80,12 +96,14 @@ def test_features_of_a_shared_vocabulary_share_values():
             assert seen[name] - {features.MISSING.encode()} & others, name
 
 
-def test_data_conforms_to_the_schema(dataset):
+@pytest.mark.parametrize("data, rows", [("dataset", ROWS), ("small_logs_dataset", SMALL_ROWS)])
+def test_data_conforms_to_the_schema(data, rows, request):
+    dataset = request.getfixturevalue(data)
     schema = tfdv.load_schema_text(SCHEMA)
     assert {f.name for f in schema.feature} == set(features.RAW_FEATURES)
     pattern = os.path.join(os.path.dirname(dataset[0]), "*.tfrecord.gz")
     stats = tfdv.generate_statistics_from_tfrecord(data_location=pattern)
-    assert stats.datasets[0].num_examples == ROWS
+    assert stats.datasets[0].num_examples == rows
     anomalies = tfdv.validate_statistics(stats, schema, environment="TRAINING")
     assert not anomalies.anomaly_info, anomalies
 
@@ -142,17 +160,77 @@ def test_requests_share_one_user():
     assert len(users) < ROWS / 2
 
 
-def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path):
-    first = list(synthetic_data.examples(300, SEED))
-    assert first == list(synthetic_data.examples(300, SEED))
-    assert first != list(synthetic_data.examples(300, SEED + 1))
-    files = [synthetic_data.write_dataset(str(tmp_path / d), 300, SEED)[0] for d in ("a", "b")]
+def test_small_logs_ids_are_long_tailed_unlike_the_default():
+    small = synthetic_data.generate(SMALL_ROWS, SEED, profile="small_logs")
+    default = synthetic_data.generate(SMALL_ROWS, SEED)
+    # Measured at 4,000 rows, seed 11 (small_logs / default): share of distinct ids seen <= 2
+    # times VID 0.94 / 0.38, UID 0.85 / 0.03, CP 0.82 / 0.23, IXFTAG 0.84 / 0.08.
+    for name, bound in (("FEA_VID", 0.85), ("FEA_UID", 0.75), ("FEA_CP", 0.7),
+                        ("FEA_IXFTAG", 0.7)):
+        small_counts, default_counts = _id_counts(small[name]), _id_counts(default[name])
+        assert (small_counts <= 2).mean() > bound, name
+        assert (small_counts == 1).mean() > 0.5, name
+        assert (default_counts <= 2).mean() < 0.5, name
+    # A long tail, not a uniform spread: the most frequent CP and tag recur many times.
+    assert _id_counts(small["FEA_CP"]).max() >= 30
+    assert _id_counts(small["FEA_IXFTAG"]).max() >= 100
+
+
+def test_small_logs_keep_the_rates_and_the_page_positions():
+    simulation = synthetic_data.simulate(SMALL_ROWS, SEED, profile="small_logs")
+    columns = simulation.columns
+    label = np.array(columns[features.LABEL])
+    completed = np.array(columns[features.CVR_LABEL])[label == 1] == 1.0
+    click_p = 1 / (1 + np.exp(-simulation.click_logit))
+    completion_p = 1 / (1 + np.exp(-simulation.completion_logit))
+    assert click_p.mean() == pytest.approx(synthetic_data.CLICK_RATE, abs=1e-6)
+    assert np.average(completion_p, weights=click_p) == pytest.approx(
+        synthetic_data.COMPLETION_RATE, abs=1e-6)
+    assert 0.35 <= label.mean() <= 0.43
+    assert 0.62 <= completed.mean() <= 0.72
+    request_user = {}
+    for request, user in zip(columns[features.SEQNUM], columns["FEA_UID"]):
+        assert request_user.setdefault(request, user) == user
+    assert 1.2 <= SMALL_ROWS / len(request_user) <= 1.5     # 1 + Poisson(0.3) rows per request
+    assert set(columns["FEA_ORDER"]) == {str(p).encode() for p in range(-1, 10)}
+
+
+def test_unknown_profile_is_rejected():
+    with pytest.raises(ValueError, match="unknown profile 'tiny'"):
+        synthetic_data.simulate(10, SEED, profile="tiny")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path, profile):
+    first = list(synthetic_data.examples(300, SEED, profile))
+    assert first == list(synthetic_data.examples(300, SEED, profile))
+    assert first != list(synthetic_data.examples(300, SEED + 1, profile))
+    files = [synthetic_data.write_dataset(str(tmp_path / d), 300, SEED, profile=profile)[0]
+             for d in ("a", "b")]
     with open(files[0], "rb") as a, open(files[1], "rb") as b:
         assert a.read() == b.read()
 
 
-def test_splits_write_train_and_eval_by_request_without_temp_files(tmp_path):
-    paths = synthetic_data.write_dataset(str(tmp_path), 1000, SEED, splits=True)
+def test_profiles_differ_and_default_is_the_default():
+    default = list(synthetic_data.examples(300, SEED))
+    assert default == list(synthetic_data.examples(300, SEED, "default"))
+    assert default != list(synthetic_data.examples(300, SEED, "small_logs"))
+
+
+def test_cli_synth_writes_the_profile(tmp_path, capsys):
+    for name in PROFILES:
+        assert cli._parser().parse_args(["synth", "--out", "x", "--profile", name]).profile == name
+    assert cli.main(["synth", "--out", str(tmp_path / "cli"), "--rows", "200", "--seed", "3",
+                     "--profile", "small_logs"]) == 0
+    assert "wrote 200 examples" in capsys.readouterr().out
+    [expected] = synthetic_data.write_dataset(str(tmp_path / "api"), 200, 3, profile="small_logs")
+    name = os.path.basename(expected)
+    assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_splits_write_train_and_eval_by_request_without_temp_files(tmp_path, profile):
+    paths = synthetic_data.write_dataset(str(tmp_path), 1000, SEED, splits=True, profile=profile)
     assert sorted(os.listdir(tmp_path)) == ["eval", "train"]
     assert sorted(os.path.relpath(p, tmp_path) for p in paths) == [
         os.path.join(split, "data-00000-of-00001.tfrecord.gz") for split in ("eval", "train")]

@@ -8,7 +8,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.ticket_search.executor import theta0_prefix
+from components.ticket_search.executor import start_prefix
 from modules import export
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
@@ -31,14 +31,15 @@ class Executor(base_executor.BaseExecutor):
         inputs = inputs_lib.load(artifact_utils.get_single_uri(input_dict["examples"]),
                                  transform_uri, config, devices=config.model.devices)
         report = train_and_export(inputs, config, masks_lib.load(masks_uri),
-                                  theta0_prefix(masks_uri), tft.TFTransformOutput(transform_uri),
+                                  start_prefix(masks_uri), tft.TFTransformOutput(transform_uri),
                                   path_utils.serving_model_path(model_artifact.uri), run_dir)
         for name, value in report["eval_auc"].items():
             model_artifact.set_float_custom_property(f"{name}_auc", value)
 
 
-def train_and_export(inputs, config, ticket_masks, theta0, tft_output, serving_path, run_dir):
-    """Train, evaluate, export; write and return the training report."""
+def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir):
+    """Train (early stopping on validation), evaluate on validation and eval, export; write and
+    return the training report."""
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "mtl"))
 
     def on_step(step, losses):
@@ -47,20 +48,29 @@ def train_and_export(inputs, config, ticket_masks, theta0, tft_output, serving_p
                 for task, loss in losses.items():
                     tf.summary.scalar(f"loss/{task}", loss)
 
-    network, trainer, task_masks = mtl.train(inputs, config, ticket_masks, theta0,
-                                             on_step=on_step)
-    metrics = mtl.evaluate(trainer, inputs.evaluation)
+    network, trainer, task_masks, fit = mtl.train(inputs, config, ticket_masks, start,
+                                                  on_step=on_step)
+    validation = mtl.metrics(trainer, inputs.validation)
+    evaluation = mtl.metrics(trainer, inputs.evaluation)
     reference = task_lib.auc("ctr", inputs.evaluation.arrays,
                              inputs.evaluation.arrays[features.PCTR_SCORE])
     with writer.as_default(step=trainer.global_step):
-        for name, value in metrics.items():
+        for check in fit.checks:
+            for name, value in check["validation_auc"].items():
+                tf.summary.scalar(f"validation_auc/{name}", value, step=check["step"])
+        for name, value in evaluation["auc"].items():
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
     export.export(network, task_masks, tft_output, serving_path)
-    report = {"eval_auc": metrics, "pctr_reference_auc": reference,
+    report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
+              "validation_auc": validation["auc"],
+              "validation_calibration": validation["calibration"],
+              "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
+              "pctr_reference_auc": reference,
               "steps": trainer.global_step, "masks": config.mtl.masks,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
-              "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows}
+              "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
+              "validation_rows": inputs.validation.num_rows}
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, sort_keys=True))

@@ -1,11 +1,15 @@
-"""Masked multi-task training: no task moves connections outside its own mask, θ0 start."""
+"""Masked multi-task training: no task moves connections outside its own mask, θ0 start,
+metrics."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 
+from components.ticket_search.executor_test import RecordingTrainer, same
 from conftest import small_config
+from modules import features, mtl
 from modules import inputs as inputs_lib
-from modules import mtl, ticket_search
+from modules.training import MaskedTrainer, snapshot
 
 
 def _random_masks(network, seed, density=0.5):
@@ -43,20 +47,47 @@ def test_a_task_step_never_moves_connections_outside_its_mask(toy_inputs, tmp_pa
     assert moved_private > 0          # each task does train its private connections
 
 
-def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inputs, tmp_path):
-    config = small_config(model={"seed": 8}, mtl={"masks": "ones"})
+def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inputs, tmp_path,
+                                                                         monkeypatch):
+    """MTL's first step starts from the θ0 checkpoint's values bit for bit (not from the seed of
+    its own config), with zeroed optimizers and each task's learning rate scaled by its weight."""
+    config = small_config(model={"seed": 8}, mtl={"masks": "ones",
+                                                  "loss_weights": {"ctr": 1.0, "cvr": 0.5}})
     source = inputs_lib.build_network(toy_inputs, small_config(model={"seed": 5}), mtl.TASKS)
-    theta0 = ticket_search.snapshot(source)
+    theta0 = snapshot(source)
     tf.train.Checkpoint(network=source).write(str(tmp_path / "theta0"))
-    starts = []
-    network, trainer, used = mtl.train(
-        toy_inputs, config, {}, str(tmp_path / "theta0"),
-        on_step=lambda step, _: starts.append(step))
+    RecordingTrainer.fits, steps = [], []
+    monkeypatch.setattr(mtl, "MaskedTrainer", RecordingTrainer)
+    network, trainer, used, fit = mtl.train(toy_inputs, config, {}, str(tmp_path / "theta0"),
+                                            on_step=lambda step, _: steps.append(step))
+    (start,) = RecordingTrainer.fits
+    assert same(start["weights"], theta0)
+    assert start["iterations"] == {"ctr": 0, "cvr": 0} and start["tasks"] == list(mtl.TASKS)
     assert all(m.all() for task in mtl.TASKS for m in used[task])
-    fresh = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
-    tf.train.Checkpoint(network=fresh).read(str(tmp_path / "theta0"))
-    assert all(np.array_equal(a, b) for a, b in zip(ticket_search.snapshot(fresh), theta0))
-    assert starts and trainer.global_step == len(starts)
+    assert all(m.all() for task in mtl.TASKS for m in start["masks"][task])
+    assert steps and trainer.global_step == len(steps) == fit.checks[-1]["step"]
+    rates = {t: float(o.learning_rate) for t, o in trainer.optimizers.items()}
+    assert rates == pytest.approx({"ctr": config.model.learning_rate,
+                                   "cvr": 0.5 * config.model.learning_rate})
+
+
+def test_metrics_are_aucs_and_calibration_of_ctr_cvr_and_ctcvr(toy_inputs):
+    config = small_config()
+    network = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
+    trainer = MaskedTrainer(network, toy_inputs.strategy, config.model)
+    for task, masks in mtl.masks_for(small_config(mtl={"masks": "ones"}).mtl, network, {}).items():
+        trainer.set_masks(task, masks)
+    arrays = toy_inputs.validation.arrays
+    metrics = mtl.metrics(trainer, toy_inputs.validation)
+    ctr, cvr = (trainer.predict(toy_inputs.validation, t) for t in mtl.TASKS)
+    clicked = arrays[features.LABEL] == 1
+    assert metrics["auc"] == mtl.evaluate(trainer, toy_inputs.validation)
+    assert metrics["auc"]["ctcvr"] == pytest.approx(
+        roc_auc_score(arrays[features.CONVERSION], ctr * cvr))
+    assert metrics["calibration"] == pytest.approx({
+        "ctr": ctr.mean() / arrays[features.LABEL].mean(),
+        "cvr": cvr[clicked].mean() / arrays[features.CONVERSION][clicked].mean(),
+        "ctcvr": (ctr * cvr).mean() / arrays[features.CONVERSION].mean()})
 
 
 def test_missing_ticket_mask_is_refused(toy_inputs):

@@ -9,10 +9,11 @@ from tfx.types import artifact_utils
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
 from modules import plots, pruning, ticket_search
-from modules.training import MaskedTrainer
+from modules.training import MaskedTrainer, snapshot
 from pipeline.config import Config
 
 THETA0_DIR = "theta0"
+REWIND_DIR = "rewind"
 REPORT_FILE = "ticket_report.json"
 PLOT_FILE = "pruning_curves.png"
 
@@ -20,6 +21,12 @@ PLOT_FILE = "pruning_curves.png"
 def theta0_prefix(masks_uri):
     """Checkpoint prefix of θ0 inside a TaskMasks artifact."""
     return os.path.join(masks_uri, THETA0_DIR, "ckpt")
+
+
+def start_prefix(masks_uri):
+    """Checkpoint prefix MTL starts from: the late-rewind point if the search had one, else θ0."""
+    rewind = os.path.join(masks_uri, REWIND_DIR, "ckpt")
+    return rewind if tf.io.gfile.exists(rewind + ".index") else theta0_prefix(masks_uri)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -40,29 +47,39 @@ class Executor(base_executor.BaseExecutor):
 
 
 def run_search(inputs, config, out_uri, log_dir=None):
-    """Search every task, write masks, θ0, report and plot under `out_uri`; return the report."""
+    """Search every task, write masks, θ0 (and the rewind point), report and plot under `out_uri`.
+
+    Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only.
+    """
     tasks = config.ticket.tasks
     network = inputs_lib.build_network(inputs, config, tasks)
-    theta0 = ticket_search.snapshot(network)
-    tf.train.Checkpoint(network=network).write(theta0_prefix(out_uri))
+    checkpoint = tf.train.Checkpoint(network=network)
+    checkpoint.write(theta0_prefix(out_uri))
     trainer = MaskedTrainer(network, inputs.strategy, config.model)
+    start = snapshot(network)
+    if config.ticket.rewind_step:
+        start = ticket_search.rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step,
+                                           config.model.seed)
+        checkpoint.write(os.path.join(out_uri, REWIND_DIR, "ckpt"))
     report = {"prunable_total": int(sum(int(tf.size(k)) for k in network.prunable_weights())),
               "prunable_layers": [list(k.shape) for k in network.prunable_weights()],
               "keep_per_round": config.ticket.keep_per_round, "seed": config.model.seed,
               "rewind_step": config.ticket.rewind_step, "tasks": {}}
     chosen_masks = {}
     for task in tasks:
-        results = ticket_search.search_task(trainer, task, inputs.train, inputs.evaluation,
-                                            config.ticket, theta0, config.model.seed, log_dir)
+        results = ticket_search.search_task(trainer, task, inputs, config.ticket, start,
+                                            config.model.seed, log_dir)
         chosen = ticket_search.select_round(results, config.ticket.min_density,
                                             config.ticket.max_density,
                                             config.ticket.selection_tolerance)
         chosen_masks[task] = chosen.masks
         report["tasks"][task] = {
             "metric_name": "auc" if task == "ctr" else "auc_clicked",
-            "rounds": [r.to_json() for r in results], "chosen_round": chosen.round,
-            "chosen_density": chosen.density, "chosen_metric": chosen.metric,
-            "dense_metric": results[0].metric, "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
+            "selected_on": "validation", "rounds": [r.to_json() for r in results],
+            "chosen_round": chosen.round, "chosen_density": chosen.density,
+            "chosen_metric": chosen.metric, "chosen_eval_metric": chosen.eval_metric,
+            "dense_metric": results[0].metric, "dense_eval_metric": results[0].eval_metric,
+            "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
     masks_lib.save(out_uri, chosen_masks)
     if len(tasks) >= 2:
         report["overlap"] = pruning.overlap(chosen_masks[tasks[0]], chosen_masks[tasks[1]])

@@ -1,4 +1,5 @@
 """TicketSearch on toy data: densities, rewinding, masking, determinism, selection, artifacts."""
+import dataclasses
 import json
 import os
 
@@ -7,41 +8,91 @@ import pytest
 import tensorflow as tf
 
 from components.ticket_search import executor
-from conftest import small_config
+from conftest import TOY_VOCAB, small_config, toy_arrays
+from modules import data, features, mtl, pruning, ticket_search
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
-from modules import pruning, ticket_search
-from modules.training import MaskedTrainer
+from modules.training import MaskedTrainer, restore, snapshot
+from pipeline.config import EarlyStoppingConfig
 
 
 class RecordingTrainer(MaskedTrainer):
-    """A real MaskedTrainer that also records the weights and masks at the start of each round."""
+    """A real MaskedTrainer that also records, for each `fit`, the weights, optimizer steps and
+    masks it starts from and the kernels it keeps."""
 
-    starts = []
+    fits = []
 
-    def train(self, examples, schedule, epochs, seed, on_step=None):
+    def fit(self, train, validation, tasks, schedule, stopping, seed, on_step=None):
         kernels = self.network.prunable_weights()
-        before = {"weights": ticket_search.snapshot(self.network),
+        record = {"weights": snapshot(self.network),
                   "iterations": {t: int(o.iterations) for t, o in self.optimizers.items()},
-                  "masks": {t: [m.numpy().astype(bool) for m in ms] for t, ms in self.masks.items()},
-                  "kernels": [k.numpy().copy() for k in kernels], "task": schedule(0)[0]}
-        steps = super().train(examples, schedule, epochs, seed, on_step)
-        before["kernels_after"] = [k.numpy().copy() for k in kernels]
-        RecordingTrainer.starts.append(before)
-        return steps
+                  "masks": {t: [m.numpy().astype(bool) for m in ms]
+                            for t, ms in self.masks.items()},
+                  "kernels": [k.numpy().copy() for k in kernels], "tasks": list(tasks)}
+        report = super().fit(train, validation, tasks, schedule, stopping, seed, on_step)
+        record["kernels_after"] = [k.numpy().copy() for k in kernels]
+        RecordingTrainer.fits.append(record)
+        return report
 
 
-@pytest.fixture
-def search(toy_inputs, tmp_path, monkeypatch):
-    RecordingTrainer.starts = []
-    monkeypatch.setattr(executor, "MaskedTrainer", RecordingTrainer)
-    config = small_config()
-    report = executor.run_search(toy_inputs, config, str(tmp_path), str(tmp_path / "logs"))
-    return config, report, tmp_path
+def search_config(**overrides):
+    """small_config with full batches (600 rows / 60): one trace per step function, faster."""
+    return small_config(**{**overrides, "model": {"batch_size": 60, **overrides.get("model", {})}})
+
+
+def same(a, b):
+    """Whether two weight lists are bit-identical."""
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def checkpoint_values(inputs, prefix):
+    """The values a checkpoint restores into a new, differently seeded network."""
+    network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}), mtl.TASKS)
+    tf.train.Checkpoint(network=network).read(prefix).assert_existing_objects_matched()
+    return snapshot(network)
+
+
+def rewind_prefix(out):
+    """Where a search with late rewinding stores the rewind point."""
+    return os.path.join(str(out), executor.REWIND_DIR, "ckpt")
+
+
+def recorded_search(inputs, config, out, log_dir=None):
+    """run_search through a RecordingTrainer: (config, report, out dir, the fits it recorded)."""
+    RecordingTrainer.fits = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(executor, "MaskedTrainer", RecordingTrainer)
+        report = executor.run_search(inputs, config, str(out), log_dir)
+    return config, report, out, list(RecordingTrainer.fits)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """The toy inputs of conftest's `toy_inputs`, once per module (the searches are the cost)."""
+    return inputs_lib.TrainingInputs(
+        train=data.InMemoryExamples(toy_arrays(600, seed=1)),
+        validation=data.InMemoryExamples(toy_arrays(300, seed=3)),
+        evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
+        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
+        strategy=tf.distribute.get_strategy())
+
+
+@pytest.fixture(scope="module")
+def search(inputs, tmp_path_factory):
+    """One recorded search with the module's config, logging under `logs/`."""
+    out = tmp_path_factory.mktemp("search")
+    return recorded_search(inputs, search_config(), out, str(out / "logs"))
+
+
+@pytest.fixture(scope="module")
+def rewound(inputs, tmp_path_factory):
+    """A recorded search with late rewinding to step 3."""
+    return recorded_search(inputs, search_config(ticket={"rewind_step": 3}),
+                           tmp_path_factory.mktemp("rewound"))
 
 
 def test_round_densities_are_exact_and_pruning_is_global(search):
-    config, report, _ = search
+    config, report, _, _ = search
     total = report["prunable_total"]
     assert total == sum(a * b for a, b in report["prunable_layers"])
     for task in ("ctr", "cvr"):
@@ -55,25 +106,23 @@ def test_round_densities_are_exact_and_pruning_is_global(search):
         assert max(final) - min(final) > 0.02      # one global threshold, unequal layers
 
 
-def test_every_round_starts_from_theta0_with_fresh_optimizer(search, toy_inputs):
-    config, _, out = search
-    starts = RecordingTrainer.starts
-    assert len(starts) == 2 * 3
-    theta0 = starts[0]["weights"]
-    for start in starts:
-        assert all(np.array_equal(a, b) for a, b in zip(start["weights"], theta0))
-        assert all(i == 0 for i in start["iterations"].values())
-    # The θ0 checkpoint in the artifact restores exactly these values into a new network.
-    network = inputs_lib.build_network(toy_inputs, small_config(model={"seed": 99}), ["ctr", "cvr"])
-    tf.train.Checkpoint(network=network).read(
-        executor.theta0_prefix(str(out))).assert_existing_objects_matched()
-    assert all(np.array_equal(a, b) for a, b in zip(ticket_search.snapshot(network), theta0))
+def test_every_round_starts_from_theta0_with_fresh_optimizer(search, inputs):
+    _, report, out, fits = search
+    assert len(fits) == 2 * 3 and [f["tasks"] for f in fits] == [["ctr"]] * 3 + [["cvr"]] * 3
+    # Without late rewinding the start of every round is θ0, exactly as the artifact stores it.
+    theta0 = checkpoint_values(inputs, executor.theta0_prefix(str(out)))
+    for fit in fits:
+        assert same(fit["weights"], theta0)
+        assert all(i == 0 for i in fit["iterations"].values())
+    assert report["rewind_step"] == 0
+    assert executor.start_prefix(str(out)) == executor.theta0_prefix(str(out))
+    assert not os.path.exists(out / executor.REWIND_DIR)
 
 
 def test_masked_out_weights_never_move_during_training(search):
-    for start in RecordingTrainer.starts:
-        masks = start["masks"][start["task"]]
-        for mask, before, after in zip(masks, start["kernels"], start["kernels_after"]):
+    for fit in search[3]:
+        (task,) = fit["tasks"]
+        for mask, before, after in zip(fit["masks"][task], fit["kernels"], fit["kernels_after"]):
             assert np.array_equal(before[~mask], after[~mask])
             assert not np.array_equal(before[mask], after[mask])
 
@@ -92,35 +141,56 @@ def test_masked_weights_are_exact_zeros_in_the_forward_pass(toy_inputs):
     np.testing.assert_array_equal(before, after)
 
 
-def test_same_seed_same_masks_and_different_seed_different_masks(toy_inputs, tmp_path):
-    config = small_config()
-    a = executor.run_search(toy_inputs, config, str(tmp_path / "a"))
-    b = executor.run_search(toy_inputs, config, str(tmp_path / "b"))
-    c = executor.run_search(toy_inputs, small_config(model={"seed": 4}), str(tmp_path / "c"))
-    masks_a, masks_b, masks_c = (masks_lib.load(str(tmp_path / d)) for d in "abc")
+def _outcome(report, out):
+    """What a search chose, per task: (masks, chosen round, every round's validation AUC)."""
+    masks = masks_lib.load(str(out))
+    return {task: (masks[task], result["chosen_round"], [r["metric"] for r in result["rounds"]])
+            for task, result in report["tasks"].items()}
+
+
+def _same_outcome(a, b):
+    return all(same(a[t][0], b[t][0]) and a[t][1:] == b[t][1:] for t in a)
+
+
+def test_same_seed_same_masks_and_different_seed_different_masks(search, inputs, tmp_path):
+    config, report, out, _ = search
+    again = executor.run_search(inputs, config, str(tmp_path / "b"))
+    other = executor.run_search(inputs, search_config(model={"seed": 4}), str(tmp_path / "c"))
+    assert _same_outcome(_outcome(report, out), _outcome(again, tmp_path / "b"))
+    assert again["tasks"] == report["tasks"]
+    masks, other_masks = masks_lib.load(str(out)), masks_lib.load(str(tmp_path / "c"))
     for task in ("ctr", "cvr"):
-        assert all(np.array_equal(x, y) for x, y in zip(masks_a[task], masks_b[task]))
-        assert not all(np.array_equal(x, y) for x, y in zip(masks_a[task], masks_c[task]))
-    assert a["tasks"] == b["tasks"]
-    assert c["seed"] == 4
+        assert not same(masks[task], other_masks[task])
+    assert other["seed"] == 4
 
 
-def test_masks_round_trip_without_pickle_and_report_matches(search):
-    _, report, out = search
-    assert (out / executor.REPORT_FILE).exists() and (out / executor.PLOT_FILE).exists()
-    on_disk = json.loads((out / executor.REPORT_FILE).read_text())
-    assert on_disk == json.loads(json.dumps(report))
-    loaded = masks_lib.load(str(out))
+def flipped(examples):
+    """The examples with clicks flipped (0 <-> 1) and conversions re-planted on the new clicks
+    from the opposite FEA_CP signal, so that every AUC is still defined but reversed."""
+    arrays = dict(examples.arrays)
+    click = 1 - arrays[features.LABEL]
+    converts = (arrays["FEA_CP"] % 3 != 0) & (click == 1)
+    arrays[features.LABEL] = click
+    arrays[features.CONVERSION] = converts.astype(np.float32)
+    arrays[features.CVR_LABEL] = (np.where(converts, 0.95, 0.4) * click).astype(np.float32)
+    return data.InMemoryExamples(arrays)
+
+
+@pytest.mark.parametrize("split, choices_unchanged", [("evaluation", True),
+                                                      ("validation", False)])
+def test_only_validation_labels_decide_masks_rounds_and_metrics(search, inputs, tmp_path, split,
+                                                                choices_unchanged):
+    """Flipping the eval labels changes no choice; flipping the validation labels does (so the
+    comparison would notice eval data leaking into a choice)."""
+    config, report, out, _ = search
+    changed = dataclasses.replace(inputs, **{split: flipped(getattr(inputs, split))})
+    other = executor.run_search(changed, config, str(tmp_path))
+    assert _same_outcome(_outcome(report, out), _outcome(other, tmp_path)) == choices_unchanged
     for task, result in report["tasks"].items():
-        with np.load(out / result["mask_file"], allow_pickle=False) as npz:
-            assert sorted(npz.files) == ["mlp_0", "mlp_1", "mlp_2"][:len(npz.files)]
-            assert all(npz[f].dtype == bool for f in npz.files)
-        chosen = result["rounds"][result["chosen_round"]]
-        assert pruning.density(loaded[task]) == pytest.approx(chosen["density"])
-        assert [float(m.mean()) for m in loaded[task]] == pytest.approx(chosen["layer_density"])
-    overlap = pruning.overlap(loaded["ctr"], loaded["cvr"])
-    assert overlap["shared"] == report["overlap"]["shared"]
-    assert os.listdir(out / "logs" / "ctr")
+        assert result["selected_on"] == "validation"
+        if split == "evaluation":                       # the flip did reach the eval numbers
+            assert all(r["eval_auc"] != o["eval_auc"]
+                       for r, o in zip(result["rounds"], other["tasks"][task]["rounds"]))
 
 
 def test_select_round_prefers_best_metric_then_sparser():
@@ -136,17 +206,73 @@ def test_select_round_prefers_best_metric_then_sparser():
         ticket_search.select_round(rounds, min_density=0.9, max_density=0.95)
 
 
-def test_late_rewinding_restarts_later_rounds_from_step_k(toy_inputs, tmp_path, monkeypatch):
-    RecordingTrainer.starts = []
-    monkeypatch.setattr(executor, "MaskedTrainer", RecordingTrainer)
-    config = small_config(ticket={"rewind_step": 3, "tasks": ["ctr"]})
-    executor.run_search(toy_inputs, config, str(tmp_path))
-    theta0, round1, round2 = (s["weights"] for s in RecordingTrainer.starts)
-    assert all(np.array_equal(a, b) for a, b in zip(round1, round2))      # same rewind point
-    assert not all(np.array_equal(a, b) for a, b in zip(round1, theta0))  # ... and it is not θ0
+def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
+    """rewind_point(k) = step k of dense multi-task training from θ0 (all-ones masks, zeroed
+    optimizers), within the first pass and across a pass boundary."""
+    # Without dropout: the two runs below draw different dropout masks from the same layers.
+    config = search_config(model={"dropout": 0.0})
+    network = inputs_lib.build_network(inputs, config, mtl.TASKS)
+    trainer, theta0 = MaskedTrainer(network, inputs.strategy, config.model), snapshot(network)
+    ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
+    sparse = [np.random.default_rng(0).random(m.shape) < 0.5 for m in ones]
+    points = {}
+    for k in (3, 13):                              # 10 batches per pass
+        restore(network, theta0)
+        for task in mtl.TASKS:                     # rewind_point must put all-ones masks back
+            trainer.set_masks(task, sparse)
+        points[k] = ticket_search.rewind_point(trainer, inputs.train, mtl.TASKS, k,
+                                               config.model.seed)
+    restore(network, theta0)
+    for task in mtl.TASKS:
+        trainer.set_masks(task, ones)
+    trainer.reset_optimizers()
+    steps = [theta0]
+    trainer.fit(inputs.train, inputs.validation, mtl.TASKS, lambda _: list(mtl.TASKS),
+                EarlyStoppingConfig(max_epochs=2, patience=100), config.model.seed,
+                on_step=lambda step, _: steps.append(snapshot(network)))
+    for k, point in points.items():
+        assert same(point, steps[k])
+        assert not same(point, steps[k - 1]) and not same(point, steps[k + 1])
 
 
-def test_rewind_step_beyond_round_zero_is_refused(toy_inputs, tmp_path):
-    config = small_config(ticket={"rewind_step": 10_000, "tasks": ["ctr"]})
-    with pytest.raises(ValueError, match="rewind_step = 10000 exceeds"):
-        executor.run_search(toy_inputs, config, str(tmp_path))
+def test_late_rewinding_starts_every_round_from_the_stored_rewind_point(rewound, inputs):
+    _, report, out, fits = rewound
+    rewind = checkpoint_values(inputs, rewind_prefix(out))
+    assert executor.start_prefix(str(out)) == rewind_prefix(out)
+    assert report["rewind_step"] == 3 and len(fits) == 2 * 3
+    for fit in fits:                               # round 0 included, for both tasks
+        assert same(fit["weights"], rewind)
+        assert all(i == 0 for i in fit["iterations"].values())
+    assert not same(rewind, checkpoint_values(inputs, executor.theta0_prefix(str(out))))
+
+
+def test_mtl_starts_from_the_rewind_point(rewound, inputs, monkeypatch):
+    """With late rewinding MTL's first step starts from the rewind point, not θ0."""
+    config, _, out, fits = rewound
+    RecordingTrainer.fits = []
+    monkeypatch.setattr(mtl, "MaskedTrainer", RecordingTrainer)
+    mtl.train(inputs, config, masks_lib.load(str(out)), executor.start_prefix(str(out)))
+    (start,) = RecordingTrainer.fits
+    rewind = checkpoint_values(inputs, rewind_prefix(out))
+    assert same(start["weights"], rewind) and same(start["weights"], fits[0]["weights"])
+    assert all(i == 0 for i in start["iterations"].values())
+
+
+def test_masks_round_trip_without_pickle_and_report_matches(search):
+    _, report, out, _ = search
+    assert (out / executor.REPORT_FILE).exists() and (out / executor.PLOT_FILE).exists()
+    on_disk = json.loads((out / executor.REPORT_FILE).read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    loaded = masks_lib.load(str(out))
+    for task, result in report["tasks"].items():
+        with np.load(out / result["mask_file"], allow_pickle=False) as npz:
+            assert sorted(npz.files) == ["mlp_0", "mlp_1", "mlp_2"][:len(npz.files)]
+            assert all(npz[f].dtype == bool for f in npz.files)
+        chosen = result["rounds"][result["chosen_round"]]
+        assert pruning.density(loaded[task]) == pytest.approx(chosen["density"])
+        assert [float(m.mean()) for m in loaded[task]] == pytest.approx(chosen["layer_density"])
+        assert result["chosen_metric"] == chosen["validation_auc"] == chosen["metric"]
+        assert result["chosen_eval_metric"] == chosen["eval_auc"]
+    overlap = pruning.overlap(loaded["ctr"], loaded["cvr"])
+    assert overlap["shared"] == report["overlap"]["shared"]
+    assert os.listdir(out / "logs" / "ctr")

@@ -18,8 +18,9 @@ BAD = [
     ({"mtl": {"task_probabilities": {"cvr": -0.5}}}, "mtl.task_probabilities.cvr"),
     ({"ticket": {"rounds": 0}}, "ticket.rounds"),
     ({"ticket": {"rounds": 2.5}}, "ticket.rounds"),
-    ({"ticket": {"epochs_per_round": -1}}, "ticket.epochs_per_round"),
-    ({"mtl": {"epochs": 0}}, "mtl.epochs"),
+    # gone with early stopping (`*.stopping.max_epochs`): named as unknown keys
+    ({"ticket": {"epochs_per_round": 1}}, "unknown key(s) ['epochs_per_round'] in ticket."),
+    ({"mtl": {"epochs": 3}}, "unknown key(s) ['epochs'] in mtl."),
     ({"model": {"batch_size": 0}}, "model.batch_size"),
     ({"model": {"eval_batch_size": -64}}, "model.eval_batch_size"),
     ({"data": {"cvr_threshold": 0.0}}, "data.cvr_threshold"),
@@ -39,6 +40,42 @@ BAD = [
     ({"vocab": {"per_group": {"FEA_UID": {"top_k": 2.5}}}},
      "vocab.per_group = {'FEA_UID': {'top_k': 2.5}} must be of type"),
     ({"model": {"devices": [""]}}, "model.devices"),
+    # three splits and how they are made
+    ({"data": {"eval_fraction_buckets": [4, 1]}},
+     "unknown key(s) ['eval_fraction_buckets'] in data."),
+    ({"data": {"split_buckets": {"train": 18, "eval": 5}}}, "data.split_buckets"),
+    ({"data": {"split_buckets": {"train": 18, "validation": 0, "eval": 5}}},
+     "data.split_buckets"),
+    ({"data": {"split_buckets": {"train": 18, "validation": 2, "eval": 5, "test": 1}}},
+     "data.split_buckets"),
+    ({"data": {"validation_from": "eval"}}, "data.validation_from = 'eval' must be"),
+    ({"data": {"validation_share": 0.0}}, "data.validation_share = 0.0 must be in (0, 1)"),
+    ({"data": {"validation_share": 1.0}}, "data.validation_share = 1.0 must be in (0, 1)"),
+    ({"data": {"split_key": "request_id"}}, "data.split_key = 'request_id'"),
+    ({"data": {"split_key": "label"}}, "data.split_key = 'label' must be empty"),
+    # early stopping
+    ({"ticket": {"stopping": {"patience": 0}}}, "ticket.stopping.patience = 0"),
+    ({"mtl": {"stopping": {"patience": 0}}}, "mtl.stopping.patience = 0"),
+    ({"mtl": {"stopping": {"max_epochs": 0}}}, "mtl.stopping.max_epochs = 0"),
+    ({"ticket": {"stopping": {"every_steps": -1}}}, "ticket.stopping.every_steps = -1"),
+    ({"mtl": {"stopping": {"min_delta": -0.01}}}, "mtl.stopping.min_delta = -0.01"),
+    ({"ticket": {"stopping": {"patients": 2}}}, "unknown key(s) ['patients'] in ticket.stopping."),
+    ({"ticket": {"rewind_step": -1}}, "ticket.rewind_step = -1"),
+    # model regularisation and losses
+    ({"model": {"dropout": 1.0}}, "model.dropout = 1.0 must be in [0, 1)"),
+    ({"model": {"dropout": -0.1}}, "model.dropout = -0.1"),
+    ({"model": {"embedding_l2": -1e-4}}, "model.embedding_l2 = -0.0001"),
+    ({"model": {"ctr_loss": "mse"}}, "model.ctr_loss = 'mse' must be 'focal' or 'bce'"),
+    ({"model": {"cvr_loss": "focal"}}, "model.cvr_loss = 'focal' must be 'mse' or 'bce'"),
+    ({"model": {"linear_term": 1}}, "model.linear_term = 1 must be of type bool"),
+]
+GOOD = [
+    {"data": {"split_key": "seqnum", "validation_from": "train", "validation_share": 0.5}},
+    {"data": {"split_buckets": {"train": 1, "validation": 1, "eval": 1}}},
+    {"model": {"dropout": 0.0, "embedding_l2": 0.0, "linear_term": False, "ctr_loss": "bce",
+               "cvr_loss": "mse"}},
+    {"ticket": {"rewind_step": 5, "stopping": {"every_steps": 10, "min_delta": 0.5}},
+     "mtl": {"stopping": {"patience": 1, "max_epochs": 1}}},
 ]
 
 
@@ -47,6 +84,12 @@ def test_invalid_value_is_refused_naming_the_field(values, field):
     with pytest.raises(ConfigError, match="invalid configuration") as error:
         Config.from_dict(values)
     assert field in str(error.value)
+
+
+@pytest.mark.parametrize("values", GOOD, ids=range(len(GOOD)))
+def test_valid_edge_values_are_accepted(values):
+    config = Config.from_dict(values)
+    assert Config.from_json(config.to_json()) == config
 
 
 def test_tiny_and_default_configs_are_valid():

@@ -1,0 +1,166 @@
+"""SplitExampleGen's splitting: TFX's hash, split keys, the carved validation share, a Beam run."""
+import collections
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.split_example_gen import executor
+
+HASH_BOUNDS = [18, 20, 25]         # cumulative buckets of the default train/validation/eval split
+
+
+def make_example(seqnum, uid, label=0, order=("seqnum", "FEA_UID", "label")):
+    """A small tf.Example; `order` is the order its features are inserted in."""
+    values = {"seqnum": tf.train.Feature(bytes_list=tf.train.BytesList(value=[seqnum.encode()])),
+              "FEA_UID": tf.train.Feature(bytes_list=tf.train.BytesList(value=[uid.encode()])),
+              "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+    example = tf.train.Example()
+    for name in order:
+        example.features.feature[name].CopyFrom(values[name])
+    return example
+
+
+def many(count, sessions=None, seed=0):
+    """`count` distinct examples; with `sessions`, their seqnums take that many values."""
+    rng = np.random.default_rng(seed)
+    return [make_example(f"s{i % sessions if sessions else i}", f"u{rng.integers(10 ** 9)}",
+                         int(rng.integers(2))) for i in range(count)]
+
+
+def partitions(examples, bounds, split_key):
+    return [executor._bucket_partition(e, len(bounds), bounds, split_key) for e in examples]
+
+
+def test_split_hash_is_deterministic_whatever_the_feature_order():
+    a = make_example("s1", "u1", order=("seqnum", "FEA_UID", "label"))
+    b = make_example("s1", "u1", order=("label", "FEA_UID", "seqnum"))
+    for key in ("", "seqnum", "FEA_UID"):
+        assert executor.split_hash(a, key) == executor.split_hash(b, key)
+    assert executor.split_hash(a, "") != executor.split_hash(make_example("s1", "u2"), "")
+    assert executor.split_hash(a, "seqnum") == executor.split_hash(make_example("s1", "u2"),
+                                                                   "seqnum")
+
+
+@pytest.mark.parametrize("split_key", ["", "seqnum"])
+def test_partition_is_the_one_tfx_split_config_gives(split_key):
+    """Same split as TFX's own hash partition (`SplitConfig.partition_feature_name`)."""
+    config = example_gen_pb2.SplitConfig(partition_feature_name=split_key) if split_key \
+        else example_gen_pb2.SplitConfig()
+    examples = many(300, sessions=50)
+    assert partitions(examples, HASH_BOUNDS, split_key) == [
+        base_example_gen_executor._PartitionFn(e, 3, HASH_BOUNDS, config) for e in examples]
+
+
+def test_a_split_key_keeps_records_with_the_same_key_in_one_split():
+    examples = many(600, sessions=30)
+    by_key, by_record = collections.defaultdict(set), collections.defaultdict(set)
+    for example, keyed, whole in zip(examples, partitions(examples, HASH_BOUNDS, "seqnum"),
+                                     partitions(examples, HASH_BOUNDS, "")):
+        seqnum = example.features.feature["seqnum"].bytes_list.value[0]
+        by_key[seqnum].add(keyed)
+        by_record[seqnum].add(whole)
+    assert all(len(splits) == 1 for splits in by_key.values())
+    assert len(set().union(*by_key.values())) == 3           # the keys still go everywhere
+    assert any(len(splits) > 1 for splits in by_record.values())
+
+
+@pytest.mark.parametrize("example", [make_example("s1", "u1", order=("FEA_UID", "label")),
+                                     tf.train.Example(features=tf.train.Features(
+                                         feature={"seqnum": tf.train.Feature()}))],
+                         ids=["absent", "empty"])
+def test_a_record_without_the_split_key_is_refused_naming_it(example):
+    with pytest.raises(ValueError, match="data.split_key: feature 'seqnum' is missing"):
+        executor.split_hash(example, "seqnum")
+
+
+@pytest.mark.parametrize("share", [0.1, 0.25])
+def test_carved_validation_share_follows_the_setting(share):
+    bounds = [round(share * executor.CARVE_BUCKETS), executor.CARVE_BUCKETS]
+    carved = np.mean(np.array(partitions(many(5000), bounds, "")) == 0)
+    assert carved == pytest.approx(share, abs=0.02)
+
+
+def test_hash_buckets_give_the_configured_fractions():
+    counts = np.bincount(partitions(many(5000), HASH_BOUNDS, ""), minlength=3) / 5000
+    np.testing.assert_allclose(counts, [18 / 25, 2 / 25, 5 / 25], atol=0.02)
+
+
+def test_split_options_carry_key_share_and_fingerprint():
+    options = json.loads(executor.split_options("seqnum", 0.2, "abc"))
+    assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc"}
+    assert executor.split_options("", None, "abc") != executor.split_options("", None, "abd")
+
+
+def _write(path, examples):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+
+
+def _read(directory):
+    files = tf.io.gfile.glob(os.path.join(directory, "*"))
+    return [tf.train.Example.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _run(tmp_path, input_config, output_config, options):
+    """Executor.Do on `tmp_path/data`, in-process Beam; {split: examples} and the split names."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "data"),
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        executor.SPLIT_OPTIONS_KEY: options}
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
+        "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    executor.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
+                                  properties)
+    names = artifact_utils.decode_split_names(examples.split_names)
+    return {name: _read(os.path.join(examples.uri, f"Split-{name}")) for name in names}
+
+
+def _serialized(examples):
+    return sorted(e.SerializeToString(deterministic=True) for e in examples)
+
+
+def test_given_mode_carves_validation_out_of_train_by_key(tmp_path):
+    train, given_eval = many(400, sessions=80, seed=1), many(50, seed=2)
+    _write(str(tmp_path / "data" / "train" / "part.gz"), train)
+    _write(str(tmp_path / "data" / "eval" / "part.gz"), given_eval)
+    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in ("train", "eval")]),
+        example_gen_pb2.Output(), executor.split_options("seqnum", 0.25))
+    assert list(splits) == ["train", "validation", "eval"]
+    assert _serialized(splits["eval"]) == _serialized(given_eval)
+    assert _serialized(splits["train"] + splits["validation"]) == _serialized(train)
+    assert len(splits["validation"]) / len(train) == pytest.approx(0.25, abs=0.12)
+    keys = {name: {e.features.feature["seqnum"].bytes_list.value[0] for e in split}
+            for name, split in splits.items()}
+    assert not keys["train"] & keys["validation"]
+
+
+def test_hash_mode_writes_every_record_to_its_hash_split(tmp_path):
+    records = many(300, seed=3)
+    _write(str(tmp_path / "data" / "part.gz"), records)
+    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single", pattern="*")]),
+        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])),
+        executor.split_options(""))
+    assert list(splits) == ["train", "validation", "eval"]
+    assert _serialized(sum(splits.values(), [])) == _serialized(records)
+    for index, split in enumerate(splits.values()):
+        assert split and set(partitions(split, HASH_BOUNDS, "")) == {index}
