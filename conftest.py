@@ -1,4 +1,6 @@
 """Shared pytest fixtures: toy transformed data with planted signal and a small config."""
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -78,5 +80,15 @@ def make_tiny_run(root):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """One tiny run shared by tests that read its artifacts (test_pipeline_e2e reruns it)."""
-    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    """One tiny run shared by tests that read its artifacts (test_pipeline_e2e reruns it).
+
+    `["pristine"]` is a copy of its root taken right after the run, for tests that read "the
+    latest run" (test_report): the copied MLMD still points at the original's artifact files,
+    which reruns only add to.
+    """
+    from pipeline import local_runner
+    made = make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    pristine = tmp_path_factory.mktemp("tiny_run_pristine") / "root"
+    shutil.copytree(made["root"], pristine, ignore=shutil.ignore_patterns("data"))
+    made["pristine"] = dict(made, root=pristine, layout=local_runner.RunLayout(str(pristine)))
+    return made

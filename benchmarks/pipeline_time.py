@@ -26,7 +26,8 @@ from benchmarks import common
 
 NAME = "pipeline_time"
 COMPONENTS = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
-              "Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher")
+              "Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator",
+              "AtomicPusher")
 
 
 def _parser():

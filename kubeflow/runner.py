@@ -1,24 +1,35 @@
-"""Compile the lt4rec pipeline to a Kubeflow Pipelines v2 spec with KubeflowV2DagRunner.
+"""Compile the lt4rec pipeline to a Kubeflow Pipelines spec with KubeflowV2DagRunner.
 
 The same `create_pipeline` as the local runner; the `kubeflow` config section supplies the image,
 pipeline root, data and serving locations, Beam arguments and GPUs (requested by the two trainers
-only). Compile it with the tfx CLI (TFX 1.16's `--engine=kubeflow` imports the removed KFP-v1
+only). The spec is PipelineSpec 2.1.0 (the only version the open-source backend accepts), every
+container runs `kubeflow/entrypoint.py`, and the steps reading outside the artifact graph are
+never cached, so it runs on open-source Kubeflow Pipelines 2.x and on Vertex AI Pipelines
+(README, "Running on Kubeflow"). Compile it with the tfx CLI (TFX 1.16's `--engine=kubeflow` imports the removed KFP-v1
 runner; `--engine=vertex` compiles the same KFP v2 spec offline):
 
     LT4REC_CONFIG=my.yaml tfx pipeline create --engine=vertex --pipeline_path=kubeflow/runner.py
 
 or with `lt4rec kubeflow compile`; submit with `lt4rec kubeflow submit`.
 """
+import json
 import os
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 
+from kubeflow import entrypoint
 from pipeline.config import Config
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import NEVER_CACHED, create_pipeline
 
 TRAINERS = ("TicketSearch", "MTLTrainer")
 DEFAULT_OUTPUT = "lt4rec_pipeline.json"
+# Never served from KFP's cache. Its key covers input artifact ids, parameters, image and
+# command only (backend/src/v2/cacheutils/cache.go), and the backend skips ExampleGen's
+# fingerprint hook: a rerun on new files under the same data root would get yesterday's
+# examples; an edited schema file in a rebuilt image under the same tag, yesterday's schema.
+NEVER_CACHED_ON_KUBEFLOW = ("ImportExampleGen", "ImportSchemaGen") + NEVER_CACHED
 _RESOURCES = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
 
@@ -38,11 +49,33 @@ def build(config):
     return pipeline
 
 
+class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
+    """KubeflowV2DagRunner whose job spec keeps the `NEVER_CACHED_ON_KUBEFLOW` steps uncached.
+
+    The tfx CLI patches the base class's `run` (and its output location); this `run` goes
+    through it and writes the finished spec where it pointed.
+    """
+
+    def run(self, pipeline, parameter_values=None, write_out=True):
+        job = super().run(pipeline, parameter_values, write_out=False)
+        if job is None:                  # the CLI's patcher skipped the real run
+            return None
+        tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+        for name in NEVER_CACHED_ON_KUBEFLOW:
+            tasks[name]["cachingOptions"] = {"enableCache": False}
+        if write_out:
+            fileio.makedirs(self._output_dir)
+            with fileio.open(os.path.join(self._output_dir, self._output_filename), "w") as f:
+                f.write(json.dumps(job, sort_keys=True, indent=2))
+        return job
+
+
 def compile_spec(config, output_dir=".", output_filename=DEFAULT_OUTPUT):
-    """Write the KFP v2 pipeline spec JSON; returns its path."""
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+    """Write the pipeline job JSON (PipelineSpec 2.1.0, our pod entrypoint); returns its path."""
+    runner = KubeflowRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=config.kubeflow.image),
+            default_image=config.kubeflow.image, default_commands=entrypoint.COMMAND,
+            use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=output_filename)
     runner.run(build(config))
     return os.path.join(output_dir, output_filename)

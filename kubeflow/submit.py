@@ -1,28 +1,71 @@
 """Upload and run a compiled lt4rec spec on a Kubeflow Pipelines 2.x endpoint."""
 import json
+import logging
 import os
 import tempfile
 
 import kfp
 import yaml
 
+from kubeflow.runner import TRAINERS
 from pipeline.config import ConfigError
 
 
-def kfp_package(spec_path, out_dir):
-    """Write the PipelineSpec of a TFX-compiled spec (JSON job) as the YAML package kfp uploads."""
+def platform_spec(pipeline_spec, kubeflow_config):
+    """The Kubernetes platform spec placing the trainer pods on GPU nodes, or None.
+
+    Node selectors and tolerations are not part of a PipelineSpec: the open-source backend reads
+    them from `platforms.kubernetes.deploymentSpec.executors[<executor label>]` (driver/driver.go
+    `extendPodSpecPatch`); Vertex AI Pipelines ignores this document and places GPU pods itself.
+    """
+    kf = kubeflow_config
+    if not kf.trainer_gpus or not (kf.gpu_node_selector or kf.gpu_tolerations):
+        return None
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    executors = {}
+    for name in TRAINERS:
+        label = pipeline_spec["components"][tasks[name]["componentRef"]["name"]]["executorLabel"]
+        executors[label] = {}
+        if kf.gpu_node_selector:
+            executors[label]["nodeSelector"] = {"labels": dict(kf.gpu_node_selector)}
+        if kf.gpu_tolerations:
+            executors[label]["tolerations"] = [dict(t) for t in kf.gpu_tolerations]
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def cached_steps(pipeline_spec, enable_caching=None):
+    """Names of the tasks KFP may serve from its cache: the compiled `cachingOptions`, unless
+    `enable_caching` overrides every task (as the kfp client does)."""
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    if enable_caching is not None:
+        return sorted(tasks) if enable_caching else []
+    return sorted(name for name, task in tasks.items()
+                  if task.get("cachingOptions", {}).get("enableCache"))
+
+
+def kfp_package(spec_path, out_dir, kubeflow_config):
+    """Write the YAML package kfp uploads: the PipelineSpec of a TFX-compiled job JSON, then the
+    platform spec (if any). Returns (path, the pipeline root compiled into the job)."""
     with open(spec_path, encoding="utf-8") as f:
         job = json.load(f)
+    pipeline_spec = job.get("pipelineSpec", job)
+    documents = [pipeline_spec]
+    platform = platform_spec(pipeline_spec, kubeflow_config)
+    if platform:
+        documents.append(platform)
     path = os.path.join(out_dir, "pipeline.yaml")
     with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(job.get("pipelineSpec", job), f, sort_keys=False)
+        yaml.safe_dump_all(documents, f, sort_keys=False)
     return path, job.get("runtimeConfig", {}).get("gcsOutputDirectory")
 
 
-def submit(spec_path, config, run_name=None):
+def submit(spec_path, config, run_name=None, enable_caching=None):
     """Create a run of `spec_path` on `config.kubeflow.endpoint`; returns the run id.
 
     The pipeline root is `kubeflow.pipeline_root` (else the one compiled into the spec).
+    `enable_caching` None keeps the compiled per-step caching (ImportExampleGen, ImportSchemaGen
+    and BaselineModel never cached); True would make the kfp client cache every step, stale
+    examples included; False runs every step.
     """
     kf = config.kubeflow
     if not kf.endpoint:
@@ -33,9 +76,12 @@ def submit(spec_path, config, run_name=None):
                           "(compile it first)")
     client = kfp.Client(host=kf.endpoint, namespace=kf.namespace)
     with tempfile.TemporaryDirectory() as tmp:
-        package, compiled_root = kfp_package(spec_path, tmp)
+        package, compiled_root = kfp_package(spec_path, tmp, kf)
+        with open(package, encoding="utf-8") as f:
+            steps = cached_steps(next(yaml.safe_load_all(f)), enable_caching)
+        logging.info("steps KFP may serve from its cache: %s", ", ".join(steps) or "none")
         result = client.create_run_from_pipeline_package(
             package, arguments={}, run_name=run_name or config.pipeline_name,
             experiment_name=kf.experiment, namespace=kf.namespace,
-            pipeline_root=kf.pipeline_root or compiled_root, enable_caching=True)
+            pipeline_root=kf.pipeline_root or compiled_root, enable_caching=enable_caching)
     return result.run_id

@@ -26,8 +26,9 @@ def _parser():
     predict.add_argument("--data", required=True, help="TFRecord file or glob (.gz = gzip)")
     predict.add_argument("--out", help="output file (default: stdout)")
 
-    kf = sub.add_parser("kubeflow", help="compile for / submit to Kubeflow Pipelines 2.x")
-    kf.add_argument("action", choices=["compile", "submit"])
+    kf = sub.add_parser("kubeflow", help="compile for / submit to Kubeflow Pipelines 2.x, or run "
+                        "a compiled spec here as the open-source backend would (emulate)")
+    kf.add_argument("action", choices=["compile", "submit", "emulate"])
     kf.add_argument("--config", help="JSON or YAML file overriding the defaults")
     kf.add_argument("--spec", default="lt4rec_pipeline.json",
                     help="compiled pipeline spec to write (compile) or upload (submit)")
@@ -39,6 +40,10 @@ def _parser():
                             ("namespace", "Kubernetes namespace")):
         kf.add_argument(f"--{flag}", help=help_text)
     kf.add_argument("--gpus", type=int, help="GPUs per trainer step (0: none)")
+    kf.add_argument("--no-cache", action="store_true",
+                    help="submit/emulate: run every step (default: the compiled per-step caching)")
+    kf.add_argument("--state", default="runs/kfp-emulator",
+                    help="emulate: the emulated backend's metadata and cache directory")
 
     sub.add_parser("report", add_help=False,
                    help="render an HTML report of a run (see `lt4rec report -h`)")
@@ -105,8 +110,29 @@ def _kubeflow(args):
         directory, name = os.path.split(os.path.abspath(args.spec))
         print(f"wrote {runner.compile_spec(config, directory, name)}")
         return 0
+    caching = False if args.no_cache else None
+    if args.action == "emulate":
+        return _emulate(args.spec, config, args.state, caching)
     from kubeflow import submit
-    print(f"submitted run {submit.submit(args.spec, config)} to {config.kubeflow.endpoint}")
+    run_id = submit.submit(args.spec, config, enable_caching=caching)
+    print(f"submitted run {run_id} to {config.kubeflow.endpoint}")
+    return 0
+
+
+def _emulate(spec, config, state, enable_caching):
+    import tempfile
+    from kubeflow import backend_emulator, submit
+    with tempfile.TemporaryDirectory() as tmp:
+        package, _ = submit.kfp_package(spec, tmp, config.kubeflow)
+        try:
+            results = backend_emulator.Backend(state).run(
+                package, config.kubeflow.pipeline_root, enable_caching=enable_caching)
+        except (backend_emulator.BackendRefusal, backend_emulator.TaskFailed) as error:
+            print(f"lt4rec: {error}", file=sys.stderr)
+            return 1
+    for name, result in results.items():
+        seconds = f" in {result['seconds']} s" if "seconds" in result else ""
+        print(f"{name}: {result['state']}{seconds}")
     return 0
 
 

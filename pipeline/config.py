@@ -147,7 +147,14 @@ class KubeflowConfig:
     serving_dir: str = "gs://your-bucket/lt4rec/serving"
     schema_path: str = "/pipeline/schema/schema.pbtxt"   # inside the image (kubeflow/Dockerfile)
     trainer_gpus: int = 1                # GPUs requested by TicketSearch and MTLTrainer only
+    # The accelerator name: the Kubernetes resource on open-source KFP ("nvidia.com/gpu"), the
+    # accelerator type on Vertex AI Pipelines (e.g. "NVIDIA_TESLA_T4").
     gpu_type: str = "nvidia.com/gpu"
+    # Open-source KFP only: where the trainer pods may run (the package's Kubernetes platform
+    # spec), e.g. {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"} and
+    # [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+    gpu_node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
+    gpu_tolerations: List[Dict[str, str]] = dataclasses.field(default_factory=list)
     endpoint: str = ""                   # Kubeflow Pipelines API, e.g. http://localhost:8080
     namespace: str = "kubeflow"
     experiment: str = "lt4rec"
@@ -250,6 +257,10 @@ class Config:
                self.data.split_mode, "must be 'auto', 'given' or 'hash'")
         _check(isinstance(self.kubeflow.trainer_gpus, int) and self.kubeflow.trainer_gpus >= 0,
                "kubeflow.trainer_gpus", self.kubeflow.trainer_gpus, "must be an integer >= 0")
+        for toleration in self.kubeflow.gpu_tolerations:
+            _check(isinstance(toleration, dict) and set(toleration) <= _TOLERATION_FIELDS,
+                   "kubeflow.gpu_tolerations", toleration,
+                   f"must be a mapping with fields among {sorted(_TOLERATION_FIELDS)}")
         _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
                "must be 'tickets' or 'ones'")
         _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
@@ -327,6 +338,9 @@ def _field(config, dotted):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 
 def _check(ok, field, value, message):

@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 
 from pipeline import mlmd
 from pipeline.config import Config
-from pipeline.pipeline import SCHEMA_PATH, create_pipeline
+from pipeline.pipeline import NEVER_CACHED, SCHEMA_PATH, create_pipeline
 
 
 SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
@@ -91,13 +91,23 @@ def local_beam_args(args):
     return list(args) + [f"--setup_file={SETUP_FILE}"]
 
 
+class LocalRunner(tfx.orchestration.LocalDagRunner):
+    """LocalDagRunner that never serves the `NEVER_CACHED` nodes from MLMD's cache."""
+
+    def run_with_ir(self, pipeline, run_options=None, **kwargs):
+        for node in pipeline.nodes:
+            if node.pipeline_node.node_info.id in NEVER_CACHED:
+                node.pipeline_node.execution_options.caching_options.enable_cache = False
+        return super().run_with_ir(pipeline, run_options=run_options, **kwargs)
+
+
 def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None,
         schema_path=SCHEMA_PATH):
     """Run the whole pipeline on `data_root`; returns {node: {output: [artifact]}} from MLMD."""
     config = config or Config()
     layout = RunLayout(root)
     os.makedirs(layout.root, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(
+    LocalRunner().run(create_pipeline(
         pipeline_root=layout.pipeline_root, data_root=os.path.abspath(data_root),
         serving_dir=layout.serving_dir, config=config,
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,

@@ -6,6 +6,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
 from components.atomic_pusher.component import AtomicPusher
+from components.baseline_model.component import BaselineModel
 from components.mtl_trainer.component import MTLTrainer
 from components.split_example_gen.component import SplitExampleGen
 from components.split_example_gen.executor import split_options
@@ -23,6 +24,9 @@ PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 TRANSFORM_SECTIONS = ("data", "vocab")
 TICKET_SECTIONS = ("data", "vocab", "model", "ticket")
 TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
+# Nodes whose real input lies outside the artifact graph (the serving directory): every runner
+# runs them afresh instead of serving them from its cache.
+NEVER_CACHED = ("BaselineModel",)
 
 
 def split_configs(data_root, config):
@@ -87,14 +91,10 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"], masks=ticket_search.outputs["masks"],
         config_json=config.to_json(TRAINER_SECTIONS), code_fingerprint=code)
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"], schema=schema_gen.outputs["schema"],
+        baseline_model=baseline.outputs["baseline_model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config.evaluation),
         example_splits=["eval"])
     pusher = AtomicPusher(

@@ -12,16 +12,17 @@ import warnings
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from components.atomic_pusher.executor import newest_version
+
 
 def latest_version(model_dir):
     """`model_dir` itself if it holds a SavedModel, else its highest numeric version directory."""
     if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = [int(v.rstrip("/")) for v in tf.io.gfile.listdir(model_dir)
-                if v.rstrip("/").isdigit()] if tf.io.gfile.isdir(model_dir) else []
-    if not versions:
+    newest = newest_version(model_dir)
+    if newest is None:
         raise FileNotFoundError(f"no SavedModel or numeric version directory in {model_dir}")
-    return os.path.join(model_dir, str(max(versions)))
+    return newest
 
 
 class ServingSession:

@@ -31,11 +31,13 @@ def run(strategy, out_dir):
         strategy=strategy)
     # No dropout: one and two replicas draw different dropout masks (each replica runs its own
     # random op on its half of the batch), which this comparison would count as a difference.
-    config = small_config(model={"batch_size": 64, "dropout": 0.0})
+    # One pruning round and batch 128 keep the (slow, per-step) MirroredStrategy run short.
+    config = small_config(model={"batch_size": 128, "dropout": 0.0},
+                          ticket={"rounds": 1})
     report = executor.run_search(inputs, config, out_dir)
     _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(out_dir),
                                    executor.start_prefix(out_dir))
-    batch = next(iter(strategy.experimental_distribute_dataset(inputs.train.batches(64, seed=0))))
+    batch = next(iter(strategy.experimental_distribute_dataset(inputs.train.batches(128, seed=0))))
     per_replica = [int(v.shape[0]) for v in strategy.experimental_local_results(batch["label"])]
     return {"replicas": strategy.num_replicas_in_sync, "per_replica_batch": per_replica,
             "ticket_metrics": {t: r["chosen_metric"] for t, r in report["tasks"].items()},

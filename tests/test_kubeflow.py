@@ -1,4 +1,8 @@
-"""Kubeflow Pipelines v2: compile through the tfx CLI, then run one task the way a pod would."""
+"""Kubeflow Pipelines v2: compile through the tfx CLI, check the spec, submit it to a fake API.
+
+The compiled spec's run through an emulation of the open-source backend is in
+tests/test_kubeflow_backend.py.
+"""
 import http.server
 import json
 import os
@@ -6,11 +10,12 @@ import subprocess
 import sys
 import threading
 
-import numpy as np
 import pytest
+import yaml
 
 from conftest import tiny_pipeline_config
-from modules import masks as masks_lib
+from kubeflow import entrypoint
+from kubeflow.runner import NEVER_CACHED_ON_KUBEFLOW
 
 pytestmark = pytest.mark.e2e
 
@@ -18,15 +23,18 @@ VENV_BIN = os.path.dirname(sys.executable)
 IMAGE = "registry.example.com/ml/lt4rec-tfx:test"
 PIPELINE_ROOT = "gs://example-bucket/lt4rec/root"
 COMPONENTS = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
-              "Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher")
+              "Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator",
+              "AtomicPusher")
+TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 UPSTREAM = {
     "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},
     "StrictExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "Transform": {"ImportExampleGen", "ImportSchemaGen", "StrictExampleValidator"},
     "TicketSearch": {"Transform", "ImportSchemaGen"},
     "MTLTrainer": {"Transform", "ImportSchemaGen", "TicketSearch"},
-    "Evaluator": {"ImportExampleGen", "ImportSchemaGen", "MTLTrainer",
-                  "latest_blessed_model_resolver-model-resolver"},
+    "BaselineModel": {"MTLTrainer"},
+    "Evaluator": {"ImportExampleGen", "ImportSchemaGen", "MTLTrainer", "BaselineModel"},
     "AtomicPusher": {"MTLTrainer", "Evaluator"},
 }
 
@@ -61,6 +69,26 @@ def test_spec_has_every_component_with_its_upstream_edges(compiled):
         assert set(tasks[name].get("dependentTasks", [])) == upstream, name
 
 
+def test_spec_is_schema_2_1_with_container_executors_only(compiled):
+    spec = compiled["pipelineSpec"]
+    assert spec["schemaVersion"] == "2.1.0"
+    executors = spec["deploymentSpec"]["executors"]
+    assert all(set(e) == {"container"} for e in executors.values()), executors.keys()
+    for name in COMPONENTS:                  # 2.1 parameters: google.protobuf.Value constants
+        for value in spec["root"]["dag"]["tasks"][name].get("inputs", {}).get(
+                "parameters", {}).values():
+            assert set(value["runtimeValue"]) == {"constant"}, name
+
+
+def test_steps_reading_outside_the_artifact_graph_are_never_cached(compiled):
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(NEVER_CACHED_ON_KUBEFLOW) == {"ImportExampleGen", "ImportSchemaGen",
+                                             "BaselineModel"}
+    for name in COMPONENTS:
+        assert tasks[name]["cachingOptions"].get("enableCache", False) is (
+            name not in NEVER_CACHED_ON_KUBEFLOW), name
+
+
 def test_every_container_uses_our_image_and_only_trainers_request_gpus(compiled):
     executors = compiled["pipelineSpec"]["deploymentSpec"]["executors"]
     containers = {name.replace("_executor", ""): spec["container"]
@@ -68,6 +96,7 @@ def test_every_container_uses_our_image_and_only_trainers_request_gpus(compiled)
     assert set(COMPONENTS) <= set(containers)
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
+        assert container["command"] == entrypoint.COMMAND, name
         accelerator = container.get("resources", {}).get("accelerator")
         if name in ("TicketSearch", "MTLTrainer"):
             assert accelerator == {"type": "nvidia.com/gpu", "count": "2"}, name
@@ -78,51 +107,6 @@ def test_every_container_uses_our_image_and_only_trainers_request_gpus(compiled)
 def test_pipeline_root_is_a_run_time_setting(compiled):
     assert compiled["runtimeConfig"]["gcsOutputDirectory"] == PIPELINE_ROOT
     assert PIPELINE_ROOT not in json.dumps(compiled["pipelineSpec"])
-
-
-def _artifact(uri, title, split_names=None):
-    schema = f"title: {title}\ntype: object\n"
-    metadata = {"split_names": json.dumps(split_names)} if split_names else {}
-    return {"artifacts": [{"uri": uri, "name": uri, "type": {"instanceSchema": schema},
-                           "metadata": metadata}]}
-
-
-def test_ticket_search_task_runs_like_a_kubeflow_pod(compiled, tiny_run, tmp_path):
-    """TFX's v2 container entrypoint with the spec's own arguments, as a local process."""
-    spec = compiled["pipelineSpec"]
-    container = spec["deploymentSpec"]["executors"]["TicketSearch_executor"]["container"]
-    parameters = {name: value["runtimeValue"]["constantValue"] for name, value in
-                  spec["root"]["dag"]["tasks"]["TicketSearch"]["inputs"]["parameters"].items()}
-    transform = tiny_run["outputs"]["Transform"]
-    examples = transform["transformed_examples"][0]
-    split_names = json.loads(examples.properties["split_names"].string_value)
-    assert sorted(split_names) == ["eval", "train", "validation"]
-    schema = tiny_run["outputs"]["ImportSchemaGen"]["schema"][0].uri
-    executor_input = {
-        "inputs": {
-            "parameters": parameters,
-            "artifacts": {
-                "examples": _artifact(examples.uri, "tfx.Examples", split_names),
-                "transform_graph": _artifact(transform["transform_graph"][0].uri,
-                                             "tfx.TransformGraph"),
-                "schema": _artifact(schema, "tfx.Schema"),
-            }},
-        "outputs": {
-            "artifacts": {"masks": _artifact(str(tmp_path / "masks"), "components.TaskMasks"),
-                          "model_run": _artifact(str(tmp_path / "model_run"), "tfx.ModelRun")},
-            "outputFile": str(tmp_path / "executor_output.json")},
-    }
-    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
-    result = subprocess.run(
-        [sys.executable, "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
-         *args], capture_output=True, text=True, env=_env(), cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    masks = masks_lib.load(str(tmp_path / "masks"))
-    assert set(masks) == {"ctr", "cvr"} and all(m.dtype == np.bool_ for m in masks["ctr"])
-    report = json.loads((tmp_path / "masks" / "ticket_report.json").read_text())
-    assert report["tasks"]["ctr"]["chosen_density"] <= 1.0
-    output = json.loads((tmp_path / "executor_output.json").read_text())
-    assert "masks" in output["artifacts"]
 
 
 class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
@@ -165,7 +149,8 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
     try:
         config = Config.from_dict({"kubeflow": {
             "endpoint": f"http://127.0.0.1:{server.server_port}", "namespace": "team-a",
-            "pipeline_root": "gs://other-bucket/root"}})
+            "pipeline_root": "gs://other-bucket/root", "gpu_tolerations": [TOLERATION],
+            "gpu_node_selector": NODE_SELECTOR}})
         assert submit.submit(str(spec_path), config, run_name="nightly") == "run-42"
     finally:
         server.shutdown()
@@ -174,6 +159,29 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
     run = posts["/apis/v2beta1/runs"]
     assert run["display_name"] == "nightly" and run["experiment_id"] == "exp-1"
     assert run["runtime_config"]["pipeline_root"] == "gs://other-bucket/root"
-    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) == set(
-        compiled["pipelineSpec"]["root"]["dag"]["tasks"])
+    spec = run["pipeline_spec"]["pipeline_spec"]
+    compiled_tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(spec["root"]["dag"]["tasks"]) == set(compiled_tasks)
+    for name, task in spec["root"]["dag"]["tasks"].items():   # caching as compiled, per step
+        assert task["cachingOptions"].get("enableCache", False) is compiled_tasks[name][
+            "cachingOptions"].get("enableCache", False), name
+    executors = run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"][
+        "deploymentSpec"]["executors"]
+    assert set(executors) == {"TicketSearch_executor", "MTLTrainer_executor"}
+    assert set(executors) <= set(spec["deploymentSpec"]["executors"])
+    for placement in executors.values():
+        assert placement == {"nodeSelector": {"labels": NODE_SELECTOR},
+                             "tolerations": [TOLERATION]}
     assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
+
+
+def test_gpu_placement_needs_gpus_and_valid_tolerations(compiled, tmp_path):
+    from kubeflow import submit
+    from pipeline.config import Config, ConfigError
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(compiled))
+    no_gpus = Config.from_dict({"kubeflow": {"trainer_gpus": 0, "gpu_tolerations": [TOLERATION]}})
+    package, _ = submit.kfp_package(str(spec_path), str(tmp_path), no_gpus.kubeflow)
+    assert len(list(yaml.safe_load_all(open(package)))) == 1
+    with pytest.raises(ConfigError, match="kubeflow.gpu_tolerations"):
+        Config.from_dict({"kubeflow": {"gpu_tolerations": [{"taint": "gpu"}]}}).validate()

@@ -17,8 +17,8 @@ def results(tmp_path_factory):
 
 
 def test_two_replicas_split_the_global_batch(results):
-    assert results["one"]["replicas"] == 1 and results["one"]["per_replica_batch"] == [64]
-    assert results["two"]["replicas"] == 2 and results["two"]["per_replica_batch"] == [32, 32]
+    assert results["one"]["replicas"] == 1 and results["one"]["per_replica_batch"] == [128]
+    assert results["two"]["replicas"] == 2 and results["two"]["per_replica_batch"] == [64, 64]
 
 
 def test_two_replicas_find_the_same_tickets_within_tolerance(results):

@@ -9,6 +9,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.baseline_model.executor import IS_CANDIDATE, SOURCE
 from conftest import tiny_pipeline_config
 from modules import data, features, tasks
 from pipeline import local_runner, serving, summary
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 TASKS = ("ctr", "cvr")
 NODES = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
-         "Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher")
+         "Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator", "AtomicPusher")
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +173,8 @@ def test_unreachable_gate_blesses_nothing_and_pushes_nothing(run):
     for node in ("Transform", "TicketSearch", "MTLTrainer"):
         assert states[node] == metadata_store_pb2.Execution.CACHED, node
     assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
+    # The baseline is re-read from the serving directory on every run (never cached).
+    assert states["BaselineModel"] == metadata_store_pb2.Execution.COMPLETE
 
 
 def _latest_states(layout):
@@ -233,10 +236,13 @@ def test_a_candidate_worse_than_the_blessed_model_is_neither_blessed_nor_pushed(
     candidate = outputs["MTLTrainer"]["model"][0]
     assert candidate.id != blessed_model.id                       # retrained, not from the cache
 
-    # The Evaluator compared the candidate with the previously blessed model.
+    # The Evaluator compared the candidate with the previously blessed (and pushed) model.
     evaluation = outputs["Evaluator"]["evaluation"][0]
+    baseline_model = outputs["BaselineModel"]["baseline_model"][0]
+    assert baseline_model.custom_properties[SOURCE].string_value == first_push
+    assert baseline_model.custom_properties[IS_CANDIDATE].int_value == 0
     inputs = _execution_inputs(layout, evaluation)
-    assert inputs["baseline_model"] == [blessed_model.id]
+    assert inputs["baseline_model"] == [baseline_model.id]
     assert inputs["model"] == [candidate.id]
     ours = _overall_metrics(evaluation.uri, model_name="candidate")
     baseline = _overall_metrics(evaluation.uri, model_name="baseline")

@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from conftest import make_tiny_run
 from modules import masks as masks_lib
 from modules import pruning
 from pipeline import report
@@ -16,10 +15,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny run of its own: test_pipeline_e2e reruns the shared one with a failing gate."""
-    made = make_tiny_run(tmp_path_factory.mktemp("report-run"))
-    return {**made, "root": str(made["root"])}
+def run(tiny_run):
+    """The shared tiny run as it was before test_pipeline_e2e reran it."""
+    return {**tiny_run["pristine"], "root": str(tiny_run["pristine"]["root"])}
 
 
 def _quality_json(path):

@@ -16,7 +16,9 @@ VENV_BIN = os.path.dirname(sys.executable)
 
 def test_tfx_cli_local_engine_runs_the_tiny_pipeline(tmp_path):
     """...and leaves nothing in the temp directory (no ephemeral TFX sdist per Beam component)."""
-    config = tiny_pipeline_config(data={"synthetic_rows": 400}, ticket={"rounds": 1})
+    config = tiny_pipeline_config(data={"synthetic_rows": 400},
+                                  ticket={"rounds": 1, "stopping": {"max_epochs": 1}},
+                                  mtl={"stopping": {"max_epochs": 1}})
     (tmp_path / "config.json").write_text(config.to_json())
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
                LOCAL_HOME=str(tmp_path / "home"), LT4REC_CONFIG=str(tmp_path / "config.json"),
@@ -33,6 +35,7 @@ def test_tfx_cli_local_engine_runs_the_tiny_pipeline(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     outputs = mlmd.latest_outputs(mlmd.connection_config(str(tmp_path / "root" /
                                                              "metadata.sqlite")), "lt4rec")
-    assert {"Transform", "TicketSearch", "MTLTrainer", "Evaluator", "AtomicPusher"} <= set(outputs)
+    assert {"Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator",
+            "AtomicPusher"} <= set(outputs)
     assert os.listdir(tmp_path / "root" / "serving")
     assert not list((tmp_path / "tmp").glob("*/build/tfx")), "TFX built an ephemeral sdist"

@@ -35,8 +35,10 @@ def _eval_never_clicked(i, example, split):
 
 
 ANOMALIES = {
+    # Which type the decoder expects depends on which record opens its batch (Beam's batching
+    # varies with load): "expected bytes_list, found int64_list" or the reverse.
     "wrong type (int64 id)": (_every(50, "FEA_VID", "int64_list", [5]), False,
-                              "StatisticsGen", ["FEA_VID", "expected bytes_list"]),
+                              "StatisticsGen", ['feature "FEA_VID"', "Feature had wrong type"]),
     "required feature missing": (_drop_uid_sometimes, False, "StrictExampleValidator",
                                  ["feature 'FEA_UID'"]),
     "label outside {0,1}": (_every(50, "label", "int64_list", [2]), False,
