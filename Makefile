@@ -10,6 +10,8 @@ ROOT ?= runs/default
 # Python 3.10: pyenv's 3.10.13 on these machines, else any python3.10 on PATH.
 PYTHON310 ?= $(shell (command -v pyenv >/dev/null && pyenv prefix 3.10.13 2>/dev/null | sed 's|$$|/bin/python|') || command -v python3.10)
 PYTEST_ARGS ?=
+# Two pytest-xdist workers (the machines have 2 cores; most e2e time is single-threaded Python).
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test test-slow lock clean
 
@@ -27,7 +29,7 @@ run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/lt4rec run --root $(ROOT)
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -92,3 +92,19 @@ def tiny_run(tmp_path_factory):
     shutil.copytree(made["root"], pristine, ignore=shutil.ignore_patterns("data"))
     made["pristine"] = dict(made, root=pristine, layout=local_runner.RunLayout(str(pristine)))
     return made
+
+
+# Session fixtures holding a whole pipeline run: their users must share one pytest-xdist worker.
+SHARED_SESSION_RUNS = ("tiny_run", "recovered_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for `make test`'s `pytest -n 2 --dist loadgroup`: one group per module (its
+    module fixtures run once), and the modules using a shared session run in one group."""
+    group_of = {}
+    for item in items:
+        shared = [name for name in SHARED_SESSION_RUNS if name in item.fixturenames]
+        if shared or item.module.__name__ not in group_of:
+            group_of[item.module.__name__] = shared[0] if shared else item.module.__name__
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of[item.module.__name__]))

@@ -20,6 +20,6 @@ setup(
         "numpy==1.26.4",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis"]},
     entry_points={"console_scripts": ["lt4rec=pipeline.cli:main"]},
 )

@@ -203,9 +203,7 @@ class Backend:
             raise BackendRefusal(f"task {name!r}: placeholders not emulated: {unresolved}")
         start = time.monotonic()
         with open(os.path.join(work, "stderr.log"), "w", encoding="utf-8") as stderr:
-            code = subprocess.run(argv, cwd=work, env=self.env or dict(
-                os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
-                + os.environ.get("PATH", "")), stdout=subprocess.DEVNULL,
+            code = subprocess.run(argv, cwd=work, env=self._task_env(), stdout=subprocess.DEVNULL,
                                   stderr=stderr, timeout=self.timeout).returncode
         if code != 0:
             with open(os.path.join(work, "stderr.log"), encoding="utf-8") as f:
@@ -218,12 +216,20 @@ class Backend:
         return {"state": "COMPLETE", "outputs": outputs, "cache_key": key,
                 "seconds": round(time.monotonic() - start, 1)}
 
+    def _task_env(self):
+        return self.env or dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                                + os.environ.get("PATH", ""))
+
     def _executor_input(self, task, component, name, run_root, work, results):
         parameters = {}
         for key, value in task.get("inputs", {}).get("parameters", {}).items():
             if "runtimeValue" not in value:
                 raise BackendRefusal(f"task {name!r}: parameter {key!r} is not a constant "
                                      "(only runtimeValue.constant is emulated)")
+            if "constant" not in value["runtimeValue"]:
+                # The 2.0 `constantValue` (driver/driver.go `resolveInputParameter`).
+                raise TaskFailed(f"task {name!r}: param runtime value spec of type "
+                                 f"{sorted(value['runtimeValue'])} not implemented")
             parameters[key] = value["runtimeValue"]["constant"]
         artifacts = {}
         for key, value in task.get("inputs", {}).get("artifacts", {}).items():
@@ -262,8 +268,12 @@ class Backend:
         return recorded
 
     def _next_id(self):
-        current = int(open(self._ids_path).read()) if os.path.exists(self._ids_path) else 0
-        with open(self._ids_path, "w") as f:
+        """The next metadata-store-style artifact id (a counter under `state_dir`)."""
+        current = 0
+        if os.path.exists(self._ids_path):
+            with open(self._ids_path, encoding="utf-8") as f:
+                current = int(f.read())
+        with open(self._ids_path, "w", encoding="utf-8") as f:
             f.write(str(current + 1))
         return current + 1
 

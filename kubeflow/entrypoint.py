@@ -51,7 +51,7 @@ def flag_value(argv, flag):
 
 def _with_flag(argv, flag, value):
     out, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
         elif arg == flag:
