@@ -1,4 +1,5 @@
 """Shared pytest fixtures: toy transformed data with planted signal and a small config."""
+import os
 import shutil
 
 import numpy as np
@@ -31,8 +32,9 @@ def toy_arrays(rows, seed):
 
 def small_config(**overrides):
     """A config small enough for unit tests (tiny MLP, few rounds)."""
+    # Losses are read after every step, so tests can follow training step by step.
     base = {"model": {"hidden_units": [16, 8], "embedding_dim": 4, "batch_size": 64,
-                      "learning_rate": 0.01, "seed": 3},
+                      "learning_rate": 0.01, "seed": 3, "log_every_steps": 1},
             "ticket": {"rounds": 2, "final_density": 0.25,
                        "stopping": {"max_epochs": 2, "patience": 1}},
             "mtl": {"stopping": {"max_epochs": 2, "patience": 1}}}
@@ -41,15 +43,30 @@ def small_config(**overrides):
     return Config.from_dict(base)
 
 
-@pytest.fixture
-def toy_inputs():
-    """TrainingInputs over toy arrays (600 train, 300 validation, 300 eval rows), default strategy."""
+def toy_examples(directory, rows, seed, input_config=None):
+    """`toy_arrays(rows, seed)` written as a gzip TFRecord file under `directory` and opened
+    with the trainers' streaming reader."""
+    arrays = toy_arrays(rows, seed)
+    path = data.write_examples(arrays, os.path.join(str(directory), f"toy-{rows}-{seed}.gz"))
+    return data.Examples([path], data.feature_spec_of(arrays),
+                         input_config or Config().input)
+
+
+def toy_training_inputs(directory, rows=(600, 300, 300), strategy=None, input_config=None):
+    """TrainingInputs over toy files (train, validation, eval rows), default strategy."""
+    os.makedirs(str(directory), exist_ok=True)
+    train, validation, evaluation = (toy_examples(directory, n, seed, input_config)
+                                     for n, seed in zip(rows, (1, 3, 2)))
     return TrainingInputs(
-        train=data.InMemoryExamples(toy_arrays(600, seed=1)),
-        validation=data.InMemoryExamples(toy_arrays(300, seed=3)),
-        evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
+        train=train, validation=validation, evaluation=evaluation,
         vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
-        strategy=tf.distribute.get_strategy())
+        strategy=strategy or tf.distribute.get_strategy())
+
+
+@pytest.fixture
+def toy_inputs(tmp_path):
+    """`toy_training_inputs`: 600 train, 300 validation, 300 eval rows, default strategy."""
+    return toy_training_inputs(tmp_path)
 
 
 def tiny_pipeline_config(**overrides):

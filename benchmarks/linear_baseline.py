@@ -1,7 +1,7 @@
 """Logistic-regression baseline on the transformed examples: one-hot ids, one model per task.
 
 Inputs are dicts of numpy arrays of transformed examples, as the trainers read them
-(`modules.data.InMemoryExamples.arrays`): int64 ids [rows] for single-valued features, int64 ids
+(`modules.data.Examples.read_arrays`): int64 ids [rows] for single-valued features, int64 ids
 [rows, max_list_length] padded with `PAD_ID` for multi-valued ones, `label` and `conversion`.
 
 Design matrix (scipy CSR): one column per (feature, id) over `features.STRING_FEATURES`, features

@@ -59,7 +59,7 @@ def _arm(trainer, inputs, seconds, **extra):
                 validation=mtl.evaluate(trainer, inputs.validation), train_s=seconds, **extra)
 
 
-def one_seed(inputs, config, seed, work, linear):
+def one_seed(inputs, config, seed, work, linear, eval_arrays):
     """{arm: {ctr, cvr, ctcvr, validation, train_s}} and the ticket summary for one seed."""
     import tf_keras as keras
 
@@ -97,7 +97,7 @@ def one_seed(inputs, config, seed, work, linear):
         scores["ctcvr"] = scores["ctr"] * scores["cvr"]
         from modules import tasks as task_lib
         out["dense_single_task"] = dict(
-            {m: task_lib.auc(m, inputs.evaluation.arrays, scores[m]) for m in METRICS},
+            {m: task_lib.auc(m, eval_arrays, scores[m]) for m in METRICS},
             validation=validation, train_s=time.perf_counter() - start, epochs=epochs)
     out["logistic_regression"] = linear
     ticket = {task: {"density": r["chosen_density"], "round": r["chosen_round"],
@@ -143,8 +143,9 @@ def measure(args):
     seeds = [int(s) for s in (args.seeds or ("1,2" if args.quick else "42,43,44")).split(",")]
     inputs = run.load_inputs(config)
     from benchmarks import linear_baseline
-    linear = linear_baseline.fit_and_score(inputs.train.arrays, inputs.validation.arrays,
-                                           inputs.evaluation.arrays)
+    eval_arrays = inputs.evaluation.read_arrays()       # small data: the baselines need them
+    linear = linear_baseline.fit_and_score(inputs.train.read_arrays(),
+                                           inputs.validation.read_arrays(), eval_arrays)
     if args.quick:
         # One (partial) batch per epoch on the tiny data, so every step function is traced once
         # (tracing, not training, is what a quick run spends its time on).
@@ -155,7 +156,7 @@ def measure(args):
     start = time.perf_counter()
     for seed in seeds:
         common.log(f"seed {seed}: ticket search, LT4REC, hard sharing, dense single-task")
-        arms, ticket = one_seed(inputs, config, seed, args.work, linear)
+        arms, ticket = one_seed(inputs, config, seed, args.work, linear, eval_arrays)
         per_seed.append(dict(arms, seed=seed))
         tickets.append(dict(ticket, seed=seed))
     arms, differences = summarise(per_seed)

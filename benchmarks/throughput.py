@@ -3,8 +3,8 @@
 Measured on a finished run's transformed train split (default synthetic data), at each batch
 size (default 256 and 4096, plus the config's own batch size):
 
-- input pipeline alone: reading + parsing the transformed gzip TFRecords into memory
-  (`data.read_arrays`, once per trainer), and iterating `InMemoryExamples.batches` (per epoch);
+- input pipeline alone: one epoch of the trainers' streaming reader (`data.Examples.batches`:
+  read the gzip shards, shuffle, parse, prefetch);
 - ticket-search round: steady-state single-task training through a pruned mask (the inner loop of
   every round), after a warm-up epoch that traces the step function;
 - ticket search end to end: `ticket_search.search_task` for each task (all rounds, with rewinding,
@@ -46,25 +46,19 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def input_pipeline(run, inputs, batch_sizes, repeats):
-    """Parse rate of the transformed files and batch iteration rate per batch size."""
-    import tensorflow_transform as tft
-
-    from modules import data
-    files = data.split_files(run.transformed_examples, "train")
-    spec = tft.TFTransformOutput(run.transform_graph).transformed_feature_spec()
+def input_pipeline(inputs, batch_sizes, repeats):
+    """Rate of the streaming reader alone (read, shuffle, parse, prefetch) per batch size."""
     rows = inputs.train.num_rows
-    with common.PeakMemory() as peak:
-        parse = [rows / _timed(lambda: data.read_arrays(files, spec)) for _ in range(repeats)]
-    result = {"parse_files": {"examples_per_s": common.spread(parse), "files": len(files),
-                              "peak_rss_mb": peak.megabytes}, "batches": {}}
+    result = {"batches": {}}
     for batch_size in batch_sizes:
         def iterate():
             for _ in inputs.train.batches(batch_size, seed=1):
                 pass
         iterate()                                   # warm-up (builds the tf.data graph)
-        rates = [rows / _timed(iterate) for _ in range(repeats)]
-        result["batches"][str(batch_size)] = {"examples_per_s": common.spread(rates)}
+        with common.PeakMemory() as peak:
+            rates = [rows / _timed(iterate) for _ in range(repeats)]
+        result["batches"][str(batch_size)] = {"examples_per_s": common.spread(rates),
+                                              "peak_rss_mb": peak.megabytes}
     return result
 
 
@@ -227,7 +221,7 @@ def measure(args):
               "repeats": repeats, "min_examples_per_pass": min_examples,
               "targets": {}, "ticket_round": {}, "ticket_search": {}, "mtl": {}}
     common.log("input pipeline")
-    result["input_pipeline"] = input_pipeline(run, inputs, batch_sizes, repeats)
+    result["input_pipeline"] = input_pipeline(inputs, batch_sizes, repeats)
     for batch_size in batch_sizes:
         common.log(f"ticket-search round, batch {batch_size}")
         result["ticket_round"][str(batch_size)] = steady_state(
@@ -263,10 +257,6 @@ def render(result):
                          common.fmt(rate / ref, 0) + "x", common.fmt(part["peak_rss_mb"], 0)])
         rows.append(["input batches alone", common.fmt(batch_size), common.fmt(batches, 0),
                      common.fmt(batches / ref, 0) + "x", "-"])
-    parse = result["input_pipeline"]["parse_files"]
-    rows.append(["parse transformed files", "-", common.fmt(parse["examples_per_s"]["median"], 0),
-                 common.fmt(parse["examples_per_s"]["median"] / ref, 0) + "x",
-                 common.fmt(parse["peak_rss_mb"], 0)])
     text = [f"Training throughput on {result['train_rows']:,} train rows "
             f"(MLP {result['hidden_units']}, medians of {result['repeats']} passes; "
             f"vs. TF1 reference {ref:g} ex/s)",

@@ -1,12 +1,13 @@
 """Compile the lt4rec pipeline to a Kubeflow Pipelines spec with KubeflowV2DagRunner.
 
 The same `create_pipeline` as the local runner; the `kubeflow` config section supplies the image,
-pipeline root, data and serving locations, Beam arguments and GPUs (requested by the two trainers
-only). The spec is PipelineSpec 2.1.0 (the only version the open-source backend accepts), every
-container runs `kubeflow/entrypoint.py`, and the steps reading outside the artifact graph are
-never cached, so it runs on open-source Kubeflow Pipelines 2.x and on Vertex AI Pipelines
-(README, "Running on Kubeflow"). Compile it with the tfx CLI (TFX 1.16's `--engine=kubeflow` imports the removed KFP-v1
-runner; `--engine=vertex` compiles the same KFP v2 spec offline):
+pipeline root, data and serving locations, Beam arguments, each component's CPU and memory
+requests and limits, and GPUs (requested by the two trainers only). The spec is PipelineSpec
+2.1.0 (the only version the open-source backend accepts), every container runs
+`kubeflow/entrypoint.py`, and the steps reading outside the artifact graph are never cached, so
+it runs on open-source Kubeflow Pipelines 2.x and on Vertex AI Pipelines (README, "Running on
+Kubeflow"). Compile it with the tfx CLI (TFX 1.16's `--engine=kubeflow` imports the removed
+KFP-v1 runner; `--engine=vertex` compiles the same KFP v2 spec offline):
 
     LT4REC_CONFIG=my.yaml tfx pipeline create --engine=vertex --pipeline_path=kubeflow/runner.py
 
@@ -15,12 +16,13 @@ or with `lt4rec kubeflow compile`; submit with `lt4rec kubeflow submit`.
 import json
 import os
 
+from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
 from kubeflow import entrypoint
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.pipeline import NEVER_CACHED, create_pipeline
 
 TRAINERS = ("TicketSearch", "MTLTrainer")
@@ -40,17 +42,31 @@ def build(config):
                                serving_dir=kf.serving_dir, config=config,
                                beam_pipeline_args=kf.beam_pipeline_args,
                                schema_path=kf.schema_path)
-    if kf.trainer_gpus:
-        for component in pipeline.components:
-            if component.id in TRAINERS:
-                component.with_platform_config(_RESOURCES(
-                    accelerator=_RESOURCES.AcceleratorConfig(type=kf.gpu_type,
-                                                             count=kf.trainer_gpus)))
+    ids = {component.id for component in pipeline.components}
+    unknown = sorted(set(kf.resources) - ids - {"default"})
+    if unknown:
+        raise ConfigError(f"invalid configuration: kubeflow.resources names unknown component(s) "
+                          f"{unknown}; components: {sorted(ids)} (or 'default')")
+    for component in pipeline.components:
+        component.with_platform_config(resource_spec(kf, component.id))
     return pipeline
 
 
+def resource_spec(kf, component_id):
+    """The pod ResourceSpec of one component: its `kubeflow.resources` (else "default") CPU
+    cores and memory GB, and the GPUs for the trainers."""
+    values = kf.resources.get(component_id, kf.resources.get("default", {}))
+    spec = _RESOURCES(**{key: float(value) for key, value in values.items()})
+    if kf.trainer_gpus and component_id in TRAINERS:
+        spec.accelerator.CopyFrom(_RESOURCES.AcceleratorConfig(type=kf.gpu_type,
+                                                               count=kf.trainer_gpus))
+    return spec
+
+
 class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
-    """KubeflowV2DagRunner whose job spec keeps the `NEVER_CACHED_ON_KUBEFLOW` steps uncached.
+    """KubeflowV2DagRunner whose job spec keeps the `NEVER_CACHED_ON_KUBEFLOW` steps uncached
+    and gives every container its component's ResourceSpec (TFX's step builder drops it for
+    ExampleGen, whose container it builds separately).
 
     The tfx CLI patches the base class's `run` (and its output location); this `run` goes
     through it and writes the finished spec where it pointed.
@@ -63,6 +79,12 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
         tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
         for name in NEVER_CACHED_ON_KUBEFLOW:
             tasks[name]["cachingOptions"] = {"enableCache": False}
+        executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+        for component in pipeline.components:
+            container = executors.get(f"{component.id}_executor", {}).get("container")
+            if container is not None and component.platform_config and \
+                    "resources" not in container:
+                container["resources"] = json_format.MessageToDict(component.platform_config)
         if write_out:
             fileio.makedirs(self._output_dir)
             with fileio.open(os.path.join(self._output_dir, self._output_filename), "w") as f:

@@ -1,4 +1,11 @@
-"""Reading transformed examples for the custom trainers."""
+"""Streaming the transformed examples for the custom trainers (tf.data over gzip TFRecord shards).
+
+One reader for every split and size: shards are read in parallel (a deterministic interleave),
+records are shuffled in a seeded buffer, batched, parsed per batch and prefetched. An epoch is one
+pass over the files; its order depends only on (seed, epoch). With `input.cache` the serialized
+records are kept in memory after the first pass (small data), the same pipeline otherwise.
+Nothing here holds a split in memory unless that option says so.
+"""
 import os
 
 import numpy as np
@@ -13,41 +20,99 @@ def split_files(examples_uri, split):
     return files
 
 
-def read_arrays(files, feature_spec, batch_size=8192):
-    """Parse every example of `files` into a dict of numpy arrays (file order kept)."""
-    dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
-               .batch(batch_size)
-               .map(lambda x: tf.io.parse_example(x, feature_spec)))
-    parts = {name: [] for name in feature_spec}
-    for batch in dataset:
-        for name, value in batch.items():
-            parts[name].append(value.numpy())
-    arrays = {name: np.concatenate(values) for name, values in parts.items() if values}
-    if not arrays:
-        raise ValueError(f"no examples in {files}")
-    return arrays
+def epoch_seed(seed, epoch):
+    """The shuffle seed of one epoch: every (seed, epoch) pair gets its own order."""
+    return int(seed) * 1000 + int(epoch)
 
 
-class InMemoryExamples:
-    """Parsed transformed examples held in memory, served as (optionally shuffled) batches."""
+class Examples:
+    """A split of transformed examples, streamed from its files as parsed batches."""
 
-    def __init__(self, arrays):
-        self.arrays = arrays
-        self.num_rows = len(next(iter(arrays.values())))
-        self._tensors = {name: tf.constant(value) for name, value in arrays.items()}
+    def __init__(self, files, feature_spec, input_config):
+        if not files:
+            raise ValueError("Examples needs at least one file")
+        self.files = list(files)
+        self.feature_spec = dict(feature_spec)
+        self.config = input_config
+        self._num_rows = None
+        records = self._records(list(self.files))
+        self._cached = records.cache() if input_config.cache else None
 
-    @classmethod
-    def from_files(cls, files, feature_spec):
-        """Read and parse `files` (see `read_arrays`)."""
-        return cls(read_arrays(files, feature_spec))
+    @property
+    def num_rows(self):
+        """Rows in the split (counted by one pass over the files, on first use)."""
+        if self._num_rows is None:
+            source = self._cached if self._cached is not None else self._records(self.files)
+            self._num_rows = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+            if self._num_rows == 0:
+                raise ValueError(f"no examples in {self.files}")
+        return self._num_rows
 
-    def batches(self, batch_size, seed=None):
-        """tf.data batches in file order, or in a permutation seeded by `seed`."""
-        order = (np.random.default_rng(seed).permutation(self.num_rows) if seed is not None
-                 else np.arange(self.num_rows))
-        tensors = self._tensors
-        return (tf.data.Dataset.from_tensor_slices(order)
-                .batch(batch_size)
-                .map(lambda idx: {name: tf.gather(t, idx) for name, t in tensors.items()},
-                     num_parallel_calls=tf.data.AUTOTUNE)
+    def batches(self, batch_size, seed=None, epoch=0):
+        """One pass as a tf.data.Dataset of parsed batches (dicts of dense tensors).
+
+        `seed=None`: file order, record order (evaluation). Otherwise the shard order (uncached)
+        and a `shuffle_buffer` of records are shuffled with `epoch_seed(seed, epoch)`.
+        """
+        if seed is None:
+            records = self._cached if self._cached is not None else self._records(self.files)
+        else:
+            order = epoch_seed(seed, epoch)
+            if self._cached is not None:
+                records = self._cached
+            else:
+                shuffled = np.random.default_rng(order).permutation(len(self.files))
+                records = self._records([self.files[i] for i in shuffled])
+            records = records.shuffle(self.config.shuffle_buffer, seed=order,
+                                      reshuffle_each_iteration=False)
+        spec = self.feature_spec
+        return (records.batch(batch_size)
+                .map(lambda serialized: tf.io.parse_example(serialized, spec),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
+
+    def read_arrays(self, batch_size=8192):
+        """Every example parsed into a dict of numpy arrays, in file order (tests, benchmarks and
+        baselines on small data only: this holds the whole split)."""
+        parts = {name: [] for name in self.feature_spec}
+        for batch in self.batches(batch_size):
+            for name, value in batch.items():
+                parts[name].append(value.numpy())
+        return {name: np.concatenate(values) for name, values in parts.items()}
+
+    def _records(self, files):
+        """Serialized records of `files`, read `interleave_files` at a time, in a fixed order."""
+        buffer = self.config.read_buffer_mb << 20
+        dataset = tf.data.Dataset.from_tensor_slices(files)
+        return dataset.interleave(
+            lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP",
+                                                 buffer_size=buffer),
+            cycle_length=min(self.config.interleave_files, len(files)), block_length=16,
+            num_parallel_calls=min(self.config.interleave_files, len(files)),
+            deterministic=True)
+
+
+def write_examples(arrays, path):
+    """Write a dict of numpy arrays (as `Examples.read_arrays` returns) as one gzip TFRecord file
+    of tf.Examples (test and benchmark data)."""
+    rows = len(next(iter(arrays.values())))
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(rows):
+            feature = {}
+            for name, values in arrays.items():
+                value = np.ravel(values[i])
+                if np.issubdtype(value.dtype, np.integer):
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
+            writer.write(tf.train.Example(
+                features=tf.train.Features(feature=feature)).SerializeToString())
+    return path
+
+
+def feature_spec_of(arrays):
+    """The dense parsing spec of arrays written by `write_examples`."""
+    return {name: tf.io.FixedLenFeature(
+        list(np.shape(values)[1:]),
+        tf.int64 if np.issubdtype(np.asarray(values).dtype, np.integer) else tf.float32)
+        for name, values in arrays.items()}

@@ -1,11 +1,14 @@
 """What both custom trainers load: transformed splits, vocabulary sizes, the strategy, seeds."""
 import dataclasses
 
+from absl import logging
+
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from modules import data, distribution, features, model
+from modules import data, distribution, features, memory, model
+from pipeline.config import TASKS
 
 
 @dataclasses.dataclass
@@ -15,25 +18,28 @@ class TrainingInputs:
     `validation` is what every choice reads (ticket rounds, early stopping); `evaluation` is read
     only for the numbers reported.
     """
-    train: data.InMemoryExamples
-    validation: data.InMemoryExamples
-    evaluation: data.InMemoryExamples
+    train: data.Examples
+    validation: data.Examples
+    evaluation: data.Examples
     vocab_sizes: dict
     strategy: tf.distribute.Strategy
+    table_memory: dict = dataclasses.field(default_factory=dict)   # see `memory.table_memory`
 
 
 def load(examples_uri, transform_graph_uri, config, devices=None):
-    """Seed everything from config, read the three splits and the vocabulary sizes."""
+    """Seed everything from config, size the embedding tables (refusing tables over the memory
+    budget before anything trains) and open the three splits as streams."""
     keras.utils.set_random_seed(config.model.seed)
     tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(transform_graph_uri)
+    sizes = vocab_sizes(tft_output, config)
+    tables = memory.check_budget(sizes, config, TASKS, log=logging.info)
     spec = tft_output.transformed_feature_spec()
-    splits = {split: data.InMemoryExamples.from_files(data.split_files(examples_uri, split), spec)
+    splits = {split: data.Examples(data.split_files(examples_uri, split), spec, config.input)
               for split in ("train", "validation", "eval")}
     return TrainingInputs(
         train=splits["train"], validation=splits["validation"], evaluation=splits["eval"],
-        vocab_sizes=vocab_sizes(tft_output, config),
-        strategy=distribution.make_strategy(devices))
+        vocab_sizes=sizes, strategy=distribution.make_strategy(devices), table_memory=tables)
 
 
 def vocab_sizes(tft_output, config):

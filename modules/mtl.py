@@ -39,7 +39,7 @@ def masks_for(mtl_config, network, ticket_masks):
     return {task: ticket_masks[task] for task in TASKS}
 
 
-def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on_step=None):
+def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on_log=None):
     """Train from the start checkpoint (θ0 or the rewind point) through the task masks, with
     per-task early stopping on validation; returns (network, trainer, masks used, FitReport)."""
     network = inputs_lib.build_network(inputs, config, TASKS)
@@ -52,25 +52,22 @@ def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on
     trainer.reset_optimizers()
     fit = trainer.fit(inputs.train, inputs.validation, train_tasks,
                       schedule(config.mtl, train_tasks, config.model.seed), config.mtl.stopping,
-                      config.model.seed, on_step)
+                      config.model.seed, on_log)
     return network, trainer, task_masks, fit
 
 
-def scores(trainer, examples):
-    """{ctr, cvr, ctcvr} probabilities for every example (ctcvr = ctr * cvr)."""
-    result = {task: trainer.predict(examples, task) for task in TASKS}
-    result["ctcvr"] = result["ctr"] * result["cvr"]
-    return result
+OUTPUTS = TASKS + ("ctcvr",)
 
 
 def metrics(trainer, examples):
-    """{"auc": {ctr, cvr, ctcvr}, "calibration": {...}} on all rows, clicked rows, all rows.
+    """{"auc", "auc_max_error", "calibration"}: {ctr, cvr, ctcvr: value}, streamed in one pass.
 
-    Calibration is mean prediction / mean label on those rows (ctcvr score = ctr * cvr).
+    CTR on all rows, CVR on clicked rows, CTCVR (score ctr * cvr) on all rows; calibration is
+    mean prediction / mean label on those rows.
     """
-    predicted = scores(trainer, examples)
-    return {kind: {name: fn(name, examples.arrays, score) for name, score in predicted.items()}
-            for kind, fn in (("auc", task_lib.auc), ("calibration", task_lib.calibration))}
+    results = trainer.metrics(examples, OUTPUTS)
+    return {kind: {name: result[kind] for name, result in results.items()}
+            for kind in ("auc", "auc_max_error", "calibration")}
 
 
 def evaluate(trainer, examples):

@@ -45,30 +45,39 @@ def per_example_loss(task, batch, logits, model_config):
     return loss * clicked
 
 
-def eval_rows(task, arrays):
-    """(labels, row selector) the task is evaluated on: CTR all rows, CVR clicked rows."""
-    if task == "ctr":
-        return arrays[features.LABEL], np.ones(len(arrays[features.LABEL]), dtype=bool)
-    if task == "cvr":
-        return arrays[features.CONVERSION], arrays[features.LABEL] == 1
-    if task == "ctcvr":
-        return arrays[features.CONVERSION], np.ones(len(arrays[features.LABEL]), dtype=bool)
-    raise KeyError(task)
+PCTR_REFERENCE = "pctr_reference"   # the production score in the data, evaluated like CTR
 
 
-def calibration(task, arrays, scores):
-    """Mean score / mean label on the task's eval rows (1.0: calibrated on average)."""
-    labels, rows = eval_rows(task, arrays)
-    mean_label = float(np.mean(np.asarray(labels)[rows])) if rows.any() else 0.0
-    return float(np.mean(np.asarray(scores)[rows])) / mean_label if mean_label > 0 else None
+def eval_rows(name, batch):
+    """(0/1 labels, boolean row selector) output `name` is evaluated on: CTR (and the production
+    pctr) all rows, CVR clicked rows, CTCVR all rows. Takes tensors or numpy arrays; returns
+    tensors."""
+    clicks = tf.convert_to_tensor(batch[features.LABEL])
+    if name in ("ctr", PCTR_REFERENCE):
+        return clicks, tf.ones_like(clicks, dtype=tf.bool)
+    if name == "cvr":
+        return batch[features.CONVERSION], tf.equal(clicks, 1)
+    if name == "ctcvr":
+        return batch[features.CONVERSION], tf.ones_like(clicks, dtype=tf.bool)
+    raise KeyError(name)
+
+
+def defined_auc(name, result):
+    """The AUC of a streamed `result`; MetricUndefinedError if its rows hold a single class."""
+    if result["auc"] is None:
+        raise _undefined(name, result["rows"])
+    return result["auc"]
 
 
 def auc(task, arrays, scores):
-    """The task's eval AUC (CTR over all rows, CVR over clicked rows, CTCVR over all rows)."""
-    labels, rows = eval_rows(task, arrays)
-    labels, scores = np.asarray(labels)[rows], np.asarray(scores)[rows]
+    """sklearn's AUC of in-memory `scores` on the task's eval rows (tests, baselines)."""
+    labels, rows = (np.asarray(x) for x in eval_rows(task, arrays))
+    labels, scores = labels[rows], np.asarray(scores)[rows]
     if labels.size == 0 or np.unique(labels).size < 2:
-        raise MetricUndefinedError(
-            f"{task.upper()} AUC is undefined: the eval rows it is computed on "
-            f"({labels.size} rows) hold a single class")
+        raise _undefined(task, labels.size)
     return float(roc_auc_score(labels, scores))
+
+
+def _undefined(name, rows):
+    return MetricUndefinedError(f"{name.upper()} AUC is undefined: the eval rows it is computed "
+                                f"on ({rows} rows) hold a single class")

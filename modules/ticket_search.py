@@ -68,14 +68,14 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None)
         writer = tf.summary.create_file_writer(f"{log_dir}/{task}/round_{round_index}") \
             if log_dir else None
 
-        def on_step(step, losses, writer=writer):
-            if writer and step % 20 == 0:
+        def on_log(step, losses, writer=writer):
+            if writer:
                 with writer.as_default(step=step):
                     tf.summary.scalar(f"loss/{task}", losses[task])
 
         trainer.global_step = 0
         fit = trainer.fit(inputs.train, inputs.validation, [task], lambda _: [task],
-                          ticket_config.stopping, seed, on_step)
+                          ticket_config.stopping, seed, on_log)
         eval_metric = trainer.evaluate(inputs.evaluation, [task])[task]
         if writer:
             with writer.as_default(step=trainer.global_step):

@@ -8,6 +8,10 @@ there, Adam's update is exactly zero too: no task moves a connection outside its
 momentum leaks between tasks). A task's loss weight scales its learning rate (Adam is invariant to
 a constant scale of the gradient).
 
+Losses stay on the device: each step adds its loss to a per-task sum, read (and logged) only
+every `model.log_every_steps` steps, so a step never waits for the host. Evaluation streams
+(`streaming_metrics`): AUC over any number of rows without holding them.
+
 `fit` trains with early stopping on the validation examples: training never reads eval data.
 """
 import dataclasses
@@ -18,8 +22,10 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
+from modules import features
 from modules import tasks as task_lib
 from modules.lazy_adam import LazyAdam
+from modules.streaming_metrics import ScoreHistogram
 
 
 def snapshot(network):
@@ -59,6 +65,8 @@ class MaskedTrainer:
         self.optimizers = {}
         self._steps = {}
         self._predict = {}
+        self._metrics = {}
+        self._loss_sums = {}
         self.global_step = 0
 
     def set_masks(self, task, masks):
@@ -85,27 +93,40 @@ class MaskedTrainer:
                 var.assign(tf.zeros_like(var))
 
     def batches(self, examples, seed, epochs=None):
-        """(epoch, distributed batch) over `epochs` passes (None: no end), each pass shuffled by a
-        permutation seeded from (`seed`, epoch)."""
+        """(epoch, distributed batch) over `epochs` passes (None: no end), each pass in the order
+        `examples.batches` gives (`seed`, epoch)."""
         for epoch in (range(epochs) if epochs is not None else itertools.count()):
             dataset = self.strategy.experimental_distribute_dataset(
-                examples.batches(self.model_config.batch_size, seed=seed * 1000 + epoch))
+                examples.batches(self.model_config.batch_size, seed=seed, epoch=epoch))
             for batch in dataset:
                 yield epoch, batch
 
-    def step(self, tasks, batch, on_step=None):
-        """One step of each task in `tasks` on `batch`; `on_step(step, {task: loss})` after."""
-        losses = {task: float(self._step_fn(task)(batch)) for task in tasks}
+    def step(self, tasks, batch, on_log=None):
+        """One step of each task in `tasks` on `batch` (no host sync). Every
+        `model.log_every_steps` steps, `on_log(step, {task: mean loss since the last call})`."""
+        for task in tasks:
+            self._step_fn(task)(batch)
         self.global_step += 1
-        if on_step:
-            on_step(self.global_step, losses)
+        if on_log and self.global_step % self.model_config.log_every_steps == 0:
+            on_log(self.global_step, self.read_losses())
+
+    def read_losses(self):
+        """{task: mean training loss since the last read} (tasks that stepped), then reset."""
+        losses = {}
+        for task, (total, count) in self._loss_sums.items():
+            steps = int(count.numpy())
+            if steps:
+                losses[task] = float(total.numpy()) / steps
+            total.assign(0.0)
+            count.assign(0)
+        return losses
 
     def train_steps(self, examples, schedule, steps, seed):
         """Exactly `steps` batches (passes repeat as needed); `schedule(i)` lists the tasks."""
         for index, (_, batch) in enumerate(itertools.islice(self.batches(examples, seed), steps)):
             self.step(schedule(index), batch)
 
-    def fit(self, train, validation, tasks, schedule, stopping, seed, on_step=None):
+    def fit(self, train, validation, tasks, schedule, stopping, seed, on_log=None):
         """Train with early stopping on `validation` AUC; returns a FitReport.
 
         Validation AUC of every task in `tasks` is checked every `stopping.every_steps` batches
@@ -114,6 +135,7 @@ class MaskedTrainer:
         stopped or after `stopping.max_epochs` passes. The weights kept are those of the check
         with the best mean validation AUC over `tasks` (for one task: its best check).
         `schedule(batch_index)` lists the tasks to step on a batch; stopped tasks are skipped.
+        `on_log` is passed to `step`.
         """
         tasks = list(tasks)
         per_epoch = max(1, math.ceil(train.num_rows / self.model_config.batch_size))
@@ -141,7 +163,7 @@ class MaskedTrainer:
         for _, batch in self.batches(train, seed, stopping.max_epochs):
             stepping = [t for t in schedule(index) if t in active]
             if stepping:        # a proportional schedule may draw a task that has stopped
-                self.step(stepping, batch, on_step)
+                self.step(stepping, batch, on_log)
             for task in stepping:
                 taken[task] += 1
             index += 1
@@ -159,19 +181,60 @@ class MaskedTrainer:
             stopped={t: t not in active for t in tasks})
 
     def predict(self, examples, task):
-        """Probabilities sigmoid(logit) of `task` for every example, in order."""
+        """Probabilities sigmoid(logit) of `task` for every example, in order (holds one float per
+        row: for tests and benchmarks; training and evaluation use `metrics`)."""
         if task not in self._predict:
-            masks = self.masks.get(task)
-            self._predict[task] = tf.function(
-                lambda batch: tf.sigmoid(self.network(batch, task=task, masks=masks)))
+            self._predict[task] = tf.function(lambda batch: self.scores(batch, [task])[task])
         scores = [self._predict[task](batch).numpy()
                   for batch in examples.batches(self.model_config.eval_batch_size)]
         return np.concatenate(scores)
 
+    def scores(self, batch, names):
+        """{name: [batch] score}: a task's probability (through its masks), "ctcvr" = ctr * cvr,
+        or `tasks.PCTR_REFERENCE` (the production score in the data)."""
+        probabilities = {}
+
+        def probability(task):
+            if task not in probabilities:
+                probabilities[task] = tf.sigmoid(
+                    self.network(batch, task=task, masks=self.masks.get(task)))
+            return probabilities[task]
+        result = {}
+        for name in names:
+            if name == task_lib.PCTR_REFERENCE:
+                result[name] = batch[features.PCTR_SCORE]
+            elif name == "ctcvr":
+                result[name] = probability("ctr") * probability("cvr")
+            else:
+                result[name] = probability(name)
+        return result
+
+    def metrics(self, examples, names):
+        """{name: streaming AUC, its error bound and calibration} of each output in `names` over
+        every example, in one pass (see `streaming_metrics.ScoreHistogram.result`)."""
+        key = tuple(names)
+        if key not in self._metrics:
+            histograms = {name: ScoreHistogram() for name in names}
+
+            @tf.function(reduce_retracing=True)
+            def update(batch):
+                scores = self.scores(batch, names)
+                for name, histogram in histograms.items():
+                    labels, rows = task_lib.eval_rows(name, batch)
+                    histogram.update(labels, scores[name], rows)
+            self._metrics[key] = (histograms, update)
+        histograms, update = self._metrics[key]
+        for histogram in histograms.values():
+            histogram.reset()
+        for batch in examples.batches(self.model_config.eval_batch_size):
+            update(batch)
+        return {name: histogram.result() for name, histogram in histograms.items()}
+
     def evaluate(self, examples, tasks):
-        """{task: AUC} on `examples` (see `tasks.auc`)."""
-        return {task: task_lib.auc(task, examples.arrays, self.predict(examples, task))
-                for task in tasks}
+        """{task: AUC} on `examples` (streamed; raises `tasks.MetricUndefinedError` if a task's
+        eval rows hold a single class)."""
+        return {task: task_lib.defined_auc(task, result)
+                for task, result in self.metrics(examples, tasks).items()}
 
     def _step_fn(self, task):
         if task not in self._steps:
@@ -183,6 +246,9 @@ class MaskedTrainer:
         masks, optimizer = self.masks[task], self.optimizers[task]
         variables = network.task_variables(task)
         l2 = config.embedding_l2
+        total = tf.Variable(0.0, trainable=False, name=f"loss_sum_{task}")
+        count = tf.Variable(0, dtype=tf.int64, trainable=False, name=f"loss_steps_{task}")
+        self._loss_sums[task] = (total, count)
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
@@ -203,6 +269,7 @@ class MaskedTrainer:
         @tf.function(reduce_retracing=True)
         def step(batch):
             per_replica = strategy.run(replica_step, args=(batch,))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            total.assign_add(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+            count.assign_add(1)
 
         return step

@@ -62,6 +62,20 @@ class VocabConfig:
 
 
 @dataclasses.dataclass
+class InputConfig:
+    """How the trainers stream the Transform output: tf.data over its gzip TFRecord shards."""
+    # Rows in the shuffle buffer (~0.5 KB each as serialized records). A buffer at least as large
+    # as a split shuffles it uniformly; on large data it mixes within a window, and the shard
+    # order is reshuffled every epoch.
+    shuffle_buffer: int = 100000
+    interleave_files: int = 4            # shards read in parallel
+    read_buffer_mb: int = 8              # read-ahead per open shard
+    # Keep each split's serialized records in memory after its first pass (small data only: the
+    # whole split is held). Later epochs then skip reading and decompressing.
+    cache: bool = False
+
+
+@dataclasses.dataclass
 class ModelConfig:
     """The LT4REC network, its losses and its optimizer."""
     embedding_dim: int = 16
@@ -82,6 +96,11 @@ class ModelConfig:
     linear_term: bool = True             # per-task linear (wide) logit over every id feature
     seed: int = 42
     devices: List[str] = dataclasses.field(default_factory=list)  # empty: all GPUs, else CPU
+    # Training losses stay on the device and are read (logged) every this many steps.
+    log_every_steps: int = 100
+    # Refuse, before training, tables (embeddings + linear terms, their Adam slots and the
+    # training snapshots) larger than this, naming the groups; 0: no limit.
+    table_memory_budget_mb: float = 16384.0
 
 
 @dataclasses.dataclass
@@ -155,6 +174,16 @@ class KubeflowConfig:
     # [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
     gpu_node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
     gpu_tolerations: List[Dict[str, str]] = dataclasses.field(default_factory=list)
+    # Pod CPU (cores) and memory (GB) requests and limits per component id ("default": every
+    # other component); a key left out is not set. Sized for a 10M-100M-row day: the trainers
+    # stream their data, so their memory follows the tables (see the run's table log), not rows.
+    resources: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=lambda: {
+        "default": {"cpu_request": 1, "memory_request": 4, "memory_limit": 8},
+        "StatisticsGen": {"cpu_request": 4, "memory_request": 8, "memory_limit": 16},
+        "Transform": {"cpu_request": 8, "memory_request": 16, "memory_limit": 32},
+        "TicketSearch": {"cpu_request": 8, "memory_request": 16, "memory_limit": 32},
+        "MTLTrainer": {"cpu_request": 8, "memory_request": 16, "memory_limit": 32},
+        "Evaluator": {"cpu_request": 8, "memory_request": 16, "memory_limit": 32}})
     endpoint: str = ""                   # Kubeflow Pipelines API, e.g. http://localhost:8080
     namespace: str = "kubeflow"
     experiment: str = "lt4rec"
@@ -169,6 +198,7 @@ class Config:
     pipeline_name: str = "lt4rec"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     vocab: VocabConfig = dataclasses.field(default_factory=VocabConfig)
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     ticket: TicketConfig = dataclasses.field(default_factory=TicketConfig)
     mtl: MTLConfig = dataclasses.field(default_factory=MTLConfig)
@@ -228,7 +258,8 @@ class Config:
         for name in ("ticket.rounds", "ticket.stopping.max_epochs", "ticket.stopping.patience",
                      "mtl.stopping.max_epochs", "mtl.stopping.patience", "model.batch_size",
                      "model.eval_batch_size", "model.embedding_dim", "data.max_list_length",
-                     "data.synthetic_rows"):
+                     "data.synthetic_rows", "model.log_every_steps", "input.shuffle_buffer",
+                     "input.interleave_files", "input.read_buffer_mb"):
             value = _field(self, name)
             _check(_is_int(value) and value > 0, name, value, "must be a positive integer")
         for name in ("ticket.stopping", "mtl.stopping"):
@@ -239,6 +270,8 @@ class Config:
                    "must be >= 0")
         _check(0 <= self.model.dropout < 1, "model.dropout", self.model.dropout,
                "must be in [0, 1)")
+        _check(self.model.table_memory_budget_mb >= 0, "model.table_memory_budget_mb",
+               self.model.table_memory_budget_mb, "must be >= 0 (0: no limit)")
         _check(self.model.embedding_l2 >= 0, "model.embedding_l2", self.model.embedding_l2,
                "must be >= 0")
         _check(self.ticket.rewind_step >= 0, "ticket.rewind_step", self.ticket.rewind_step,
@@ -261,6 +294,16 @@ class Config:
             _check(isinstance(toleration, dict) and set(toleration) <= _TOLERATION_FIELDS,
                    "kubeflow.gpu_tolerations", toleration,
                    f"must be a mapping with fields among {sorted(_TOLERATION_FIELDS)}")
+        for component, resources in self.kubeflow.resources.items():
+            where = f"kubeflow.resources.{component}"
+            _check(set(resources) <= set(RESOURCE_FIELDS), where, resources,
+                   f"must only set {list(RESOURCE_FIELDS)}")
+            for key, value in resources.items():
+                _check(value > 0, f"{where}.{key}", value, "must be > 0 (cores or GB)")
+            for kind in ("cpu", "memory"):
+                request, limit = resources.get(f"{kind}_request"), resources.get(f"{kind}_limit")
+                _check(request is None or limit is None or request <= limit,
+                       f"{where}.{kind}_request", request, f"must not exceed {kind}_limit {limit}")
         _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
                "must be 'tickets' or 'ones'")
         _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
@@ -340,6 +383,7 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+RESOURCE_FIELDS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
 _TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 

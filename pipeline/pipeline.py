@@ -22,7 +22,7 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 # Config sections each step reads (and whose changes invalidate its cache).
 TRANSFORM_SECTIONS = ("data", "vocab")
-TICKET_SECTIONS = ("data", "vocab", "model", "ticket")
+TICKET_SECTIONS = ("data", "vocab", "input", "model", "ticket")
 TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
 # Nodes whose real input lies outside the artifact graph (the serving directory): every runner
 # runs them afresh instead of serving them from its cache.

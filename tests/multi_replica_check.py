@@ -16,19 +16,13 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import numpy as np  # noqa: E402
 
 from components.ticket_search import executor  # noqa: E402
-from conftest import small_config, toy_arrays, TOY_VOCAB  # noqa: E402
-from modules import data, features, mtl  # noqa: E402
+from conftest import small_config, toy_training_inputs  # noqa: E402
+from modules import mtl  # noqa: E402
 from modules import masks as masks_lib  # noqa: E402
-from modules.inputs import TrainingInputs  # noqa: E402
 
 
 def run(strategy, out_dir):
-    inputs = TrainingInputs(
-        train=data.InMemoryExamples(toy_arrays(1200, seed=1)),
-        validation=data.InMemoryExamples(toy_arrays(600, seed=3)),
-        evaluation=data.InMemoryExamples(toy_arrays(600, seed=2)),
-        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
-        strategy=strategy)
+    inputs = toy_training_inputs(out_dir + "-data", (1200, 600, 600), strategy)
     # No dropout: one and two replicas draw different dropout masks (each replica runs its own
     # random op on its half of the batch), which this comparison would count as a difference.
     # One pruning round and batch 128 keep the (slow, per-step) MirroredStrategy run short.

@@ -4,6 +4,7 @@ One tiny pipeline run (made by `benchmarks.pipeline_time --quick`) is shared by 
 through `--root`. The scripts run in this process (one TensorFlow import); `python -m benchmarks.<name> --help` checks
 each command line entry point.
 """
+import argparse
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from benchmarks import common, model_size, pipeline_time, quality, serving, throughput
+from benchmarks import common, model_size, pipeline_time, quality, scale, serving, throughput
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +83,21 @@ def test_scaling_exponents_and_labelled_extrapolation():
     assert pipeline_time.extrapolate(sizes, 100_000) is None     # measured: no extrapolation
 
 
+def test_scale_measures_each_trainer_in_its_own_process(root, work):
+    result = _run(scale, work, "--root", root)
+    runs = result["runs"]
+    assert [(r["component"], r["batch_size"]) for r in runs] == [
+        ("MTLTrainer", 64), ("MTLTrainer", 64), ("TicketSearch", 64)]
+    planned = [rows for _, rows, _ in scale._plan(argparse.Namespace(plan=None, quick=True))]
+    assert all(r["rows"] >= rows for r, rows in zip(runs, planned))     # shards repeated
+    assert runs[1]["rows"] > runs[0]["rows"]
+    for r in runs:
+        assert _positive(r["peak_rss_mb"]) and _positive(r["examples_per_s"]), r
+        assert r["passes"] > 0 and _positive(r["embedding_tables_mb"])
+    assert result["ratios"]["mtl_rows_largest_over_smallest"] == pytest.approx(
+        runs[1]["rows"] / runs[0]["rows"])
+
+
 def test_throughput(root, work):
     result = _run(throughput, work, "--root", root)
     assert result["batch_sizes"] == [256]
@@ -90,7 +106,6 @@ def test_throughput(root, work):
         assert _positive(result[part]["256"]["examples_per_s"]["median"]), part
         assert _positive(result[part]["256"]["peak_rss_mb"]), part
     assert result["mtl"]["256"]["task_steps_per_example"] == 2
-    assert _positive(result["input_pipeline"]["parse_files"]["examples_per_s"]["median"])
     assert _positive(result["input_pipeline"]["batches"]["256"]["examples_per_s"]["median"])
     breakdown = result["mtl_step_breakdown"]
     for key in ("embeddings_and_interactions_ms", "forward_one_task_ms",

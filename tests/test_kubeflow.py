@@ -104,6 +104,36 @@ def test_every_container_uses_our_image_and_only_trainers_request_gpus(compiled)
             assert accelerator is None, name
 
 
+def test_every_container_requests_the_configured_cpu_and_memory(compiled):
+    """`kubeflow.resources` (cores, GB) reach each container's resources, ExampleGen included;
+    a component without its own entry gets "default"."""
+    resources = tiny_pipeline_config().kubeflow.resources
+    executors = compiled["pipelineSpec"]["deploymentSpec"]["executors"]
+    for name in COMPONENTS:
+        container = executors[f"{name}_executor"]["container"]
+        expected = {"cpu_request": "cpuRequest", "cpu_limit": "cpuLimit",
+                    "memory_request": "memoryRequest", "memory_limit": "memoryLimit"}
+        wanted = resources.get(name, resources["default"])
+        got = {key: container["resources"].get(field) for key, field in expected.items()
+               if key in wanted}
+        assert got == pytest.approx(wanted), name
+    assert executors["MTLTrainer_executor"]["container"]["resources"]["memoryLimit"] == 32.0
+    assert executors["ImportExampleGen_executor"]["container"]["resources"]["memoryLimit"] == 8.0
+
+
+def test_resources_for_unknown_components_or_above_their_limit_are_refused():
+    from kubeflow import runner
+    from pipeline.config import ConfigError
+    config = tiny_pipeline_config()
+    config.kubeflow.resources = {"Trainer": {"cpu_request": 2}}
+    with pytest.raises(ConfigError, match=r"unknown component\(s\) \['Trainer'\]"):
+        runner.build(config)
+    with pytest.raises(ConfigError, match="kubeflow.resources.Transform.memory_request = 64 "
+                                          "must not exceed memory_limit 32"):
+        tiny_pipeline_config(kubeflow={"resources": {
+            "Transform": {"memory_request": 64, "memory_limit": 32}}})
+
+
 def test_pipeline_root_is_a_run_time_setting(compiled):
     assert compiled["runtimeConfig"]["gcsOutputDirectory"] == PIPELINE_ROOT
     assert PIPELINE_ROOT not in json.dumps(compiled["pipelineSpec"])

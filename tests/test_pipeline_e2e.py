@@ -110,9 +110,9 @@ def test_serving_path_reproduces_the_in_pipeline_evaluation(run):
     cvrlabel = np.array([p.features.feature["cvrlabel"].float_list.value[0] for p in parsed])
     arrays = {features.LABEL: label, features.CONVERSION: (
         (label == 1) & (cvrlabel >= run["config"].data.cvr_threshold)).astype(np.float32)}
-    for task in ("ctr", "cvr"):
+    for task in ("ctr", "cvr"):      # the trainer's AUC is streamed (bucketed), sklearn's exact
         assert tasks.auc(task, arrays, scores[task]) == pytest.approx(
-            run["summary"][task]["mtl_auc"], abs=1e-6)
+            run["summary"][task]["mtl_auc"], abs=1e-3)
 
 
 def _overall_metrics(evaluation_uri, model_name=None):

@@ -44,11 +44,11 @@ def make_trainer(inputs, tasks=("ctr",), script=None, loss_weights=None, **model
     return trainer
 
 
-def fit(trainer, inputs, tasks=("ctr",), on_step=None, **stopping):
+def fit(trainer, inputs, tasks=("ctr",), on_log=None, **stopping):
     """trainer.fit on the toy splits, every task on every batch; `stopping` overrides."""
     config = EarlyStoppingConfig(**{"max_epochs": 2, "patience": 1, **stopping})
     return trainer.fit(inputs.train, inputs.validation, list(tasks), lambda _: list(tasks), config,
-                       seed=0, on_step=on_step)
+                       seed=0, on_log=on_log)
 
 
 def own_values(network, task):
@@ -111,7 +111,7 @@ def test_a_stopped_task_no_longer_steps_while_the_other_continues(toy_inputs):
     trainer = make_trainer(toy_inputs, TASKS, script, linear_term=True)
     network, steps = trainer.network, []
     report = fit(trainer, toy_inputs, TASKS, every_steps=2, max_epochs=1, patience=3,
-                 on_step=lambda step, losses: steps.append(
+                 on_log=lambda step, losses: steps.append(
                      (sorted(losses), {t: own_values(network, t) for t in TASKS})))
     assert [tasks for tasks, _ in steps] == [["ctr", "cvr"]] * 8 + [["ctr"]] * 2
     assert report.stopped == {"ctr": False, "cvr": True}

@@ -12,7 +12,7 @@ from components.ticket_search.executor import start_prefix
 from modules import export
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
-from modules import features, mtl, pruning
+from modules import mtl, pruning
 from modules import tasks as task_lib
 from pipeline.config import Config
 
@@ -42,18 +42,17 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
     return the training report."""
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "mtl"))
 
-    def on_step(step, losses):
-        if step % 20 == 0:
-            with writer.as_default(step=step):
-                for task, loss in losses.items():
-                    tf.summary.scalar(f"loss/{task}", loss)
+    def on_log(step, losses):
+        with writer.as_default(step=step):
+            for task, loss in losses.items():
+                tf.summary.scalar(f"loss/{task}", loss)
 
     network, trainer, task_masks, fit = mtl.train(inputs, config, ticket_masks, start,
-                                                  on_step=on_step)
+                                                  on_log=on_log)
     validation = mtl.metrics(trainer, inputs.validation)
     evaluation = mtl.metrics(trainer, inputs.evaluation)
-    reference = task_lib.auc("ctr", inputs.evaluation.arrays,
-                             inputs.evaluation.arrays[features.PCTR_SCORE])
+    reference = trainer.metrics(inputs.evaluation,
+                                [task_lib.PCTR_REFERENCE])[task_lib.PCTR_REFERENCE]["auc"]
     with writer.as_default(step=trainer.global_step):
         for check in fit.checks:
             for name, value in check["validation_auc"].items():
@@ -63,6 +62,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
     writer.close()
     export.export(network, task_masks, tft_output, serving_path)
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
+              "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],
               "validation_calibration": validation["calibration"],
               "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
@@ -70,7 +70,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
               "steps": trainer.global_step, "masks": config.mtl.masks,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
-              "validation_rows": inputs.validation.num_rows}
+              "validation_rows": inputs.validation.num_rows,
+              "embedding_tables": inputs.table_memory}
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, sort_keys=True))

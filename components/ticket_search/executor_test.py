@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from components.ticket_search import executor
-from conftest import TOY_VOCAB, small_config, toy_arrays
+from conftest import small_config, toy_training_inputs
 from modules import data, features, mtl, pruning, ticket_search
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
@@ -22,14 +22,14 @@ class RecordingTrainer(MaskedTrainer):
 
     fits = []
 
-    def fit(self, train, validation, tasks, schedule, stopping, seed, on_step=None):
+    def fit(self, train, validation, tasks, schedule, stopping, seed, on_log=None):
         kernels = self.network.prunable_weights()
         record = {"weights": snapshot(self.network),
                   "iterations": {t: int(o.iterations) for t, o in self.optimizers.items()},
                   "masks": {t: [m.numpy().astype(bool) for m in ms]
                             for t, ms in self.masks.items()},
                   "kernels": [k.numpy().copy() for k in kernels], "tasks": list(tasks)}
-        report = super().fit(train, validation, tasks, schedule, stopping, seed, on_step)
+        report = super().fit(train, validation, tasks, schedule, stopping, seed, on_log)
         record["kernels_after"] = [k.numpy().copy() for k in kernels]
         RecordingTrainer.fits.append(record)
         return report
@@ -67,14 +67,9 @@ def recorded_search(inputs, config, out, log_dir=None):
 
 
 @pytest.fixture(scope="module")
-def inputs():
+def inputs(tmp_path_factory):
     """The toy inputs of conftest's `toy_inputs`, once per module (the searches are the cost)."""
-    return inputs_lib.TrainingInputs(
-        train=data.InMemoryExamples(toy_arrays(600, seed=1)),
-        validation=data.InMemoryExamples(toy_arrays(300, seed=3)),
-        evaluation=data.InMemoryExamples(toy_arrays(300, seed=2)),
-        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
-        strategy=tf.distribute.get_strategy())
+    return toy_training_inputs(tmp_path_factory.mktemp("toy"))
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +162,14 @@ def test_same_seed_same_masks_and_different_seed_different_masks(search, inputs,
 def flipped(examples):
     """The examples with clicks flipped (0 <-> 1) and conversions re-planted on the new clicks
     from the opposite FEA_CP signal, so that every AUC is still defined but reversed."""
-    arrays = dict(examples.arrays)
+    arrays = examples.read_arrays()
     click = 1 - arrays[features.LABEL]
     converts = (arrays["FEA_CP"] % 3 != 0) & (click == 1)
     arrays[features.LABEL] = click
     arrays[features.CONVERSION] = converts.astype(np.float32)
     arrays[features.CVR_LABEL] = (np.where(converts, 0.95, 0.4) * click).astype(np.float32)
-    return data.InMemoryExamples(arrays)
+    path = data.write_examples(arrays, examples.files[0] + ".flipped.gz")
+    return data.Examples([path], examples.feature_spec, examples.config)
 
 
 @pytest.mark.parametrize("split, choices_unchanged", [("evaluation", True),
@@ -210,7 +206,7 @@ def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
     """rewind_point(k) = step k of dense multi-task training from θ0 (all-ones masks, zeroed
     optimizers), within the first pass and across a pass boundary."""
     # Without dropout: the two runs below draw different dropout masks from the same layers.
-    config = search_config(model={"dropout": 0.0})
+    config = search_config(model={"dropout": 0.0, "log_every_steps": 1})
     network = inputs_lib.build_network(inputs, config, mtl.TASKS)
     trainer, theta0 = MaskedTrainer(network, inputs.strategy, config.model), snapshot(network)
     ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
@@ -229,7 +225,7 @@ def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
     steps = [theta0]
     trainer.fit(inputs.train, inputs.validation, mtl.TASKS, lambda _: list(mtl.TASKS),
                 EarlyStoppingConfig(max_epochs=2, patience=100), config.model.seed,
-                on_step=lambda step, _: steps.append(snapshot(network)))
+                on_log=lambda step, _: steps.append(snapshot(network)))
     for k, point in points.items():
         assert same(point, steps[k])
         assert not same(point, steps[k - 1]) and not same(point, steps[k + 1])

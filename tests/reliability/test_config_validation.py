@@ -22,6 +22,13 @@ BAD = [
     ({"ticket": {"epochs_per_round": 1}}, "unknown key(s) ['epochs_per_round'] in ticket."),
     ({"mtl": {"epochs": 3}}, "unknown key(s) ['epochs'] in mtl."),
     ({"model": {"batch_size": 0}}, "model.batch_size"),
+    ({"input": {"shuffle_buffer": 0}}, "input.shuffle_buffer"),
+    ({"input": {"cache": "yes"}}, "input.cache = 'yes' must be of type bool"),
+    ({"model": {"log_every_steps": 0}}, "model.log_every_steps"),
+    ({"model": {"table_memory_budget_mb": -1}}, "model.table_memory_budget_mb"),
+    ({"kubeflow": {"resources": {"Transform": {"gpus": 1}}}}, "kubeflow.resources.Transform"),
+    ({"kubeflow": {"resources": {"Evaluator": {"cpu_limit": 0}}}},
+     "kubeflow.resources.Evaluator.cpu_limit = 0 must be > 0"),
     ({"model": {"eval_batch_size": -64}}, "model.eval_batch_size"),
     ({"data": {"cvr_threshold": 0.0}}, "data.cvr_threshold"),
     ({"data": {"cvr_threshold": 1.01}}, "data.cvr_threshold"),
@@ -150,3 +157,13 @@ def test_create_pipeline_refuses_an_invalid_config_object(tmp_path):
     config.ticket.final_density = 2.0
     with pytest.raises(ConfigError, match="ticket.final_density"):
         create_pipeline(str(tmp_path / "root"), str(tmp_path), str(tmp_path / "serving"), config)
+
+
+def test_the_large_data_config_is_valid_and_is_the_one_the_readme_shows():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(repo, "pipeline", "configs", "large_data.yaml")
+    config = Config.load(path)
+    assert config.model.batch_size == 4096 and not config.input.cache
+    with open(path, encoding="utf-8") as f, \
+            open(os.path.join(repo, "README.md"), encoding="utf-8") as readme:
+        assert "```yaml\n" + f.read() + "```" in readme.read()
