@@ -31,8 +31,8 @@ from benchmarks import common
 NAME = "scale"
 LARGE_DATA_CONFIG = os.path.join(common.REPO, "pipeline", "configs", "large_data.yaml")
 # (component, rows, batch size) of a full measurement; --quick uses a tiny run instead.
-PLAN = (("MTLTrainer", 1_000_000, 4096), ("MTLTrainer", 10_000_000, 4096),
-        ("MTLTrainer", 1_000_000, 256), ("TicketSearch", 2_000_000, 4096))
+PLAN = (("MTLTrainer", 1_000_000, 4096), ("MTLTrainer", 1_000_000, 256),
+        ("MTLTrainer", 10_000_000, 4096), ("TicketSearch", 2_000_000, 4096))
 
 
 def _parser():
@@ -40,7 +40,7 @@ def _parser():
     p.add_argument("--base-rows", type=int, default=1_000_000,
                    help="synthetic rows of the run made when --root holds none")
     p.add_argument("--plan", help="semicolon-separated component,rows,batch triples "
-                   "(default: MTL 1M/10M at 4096, MTL 1M at 256, TicketSearch 2M at 4096)")
+                   "(default: MTL 1M at 4096 and 256, MTL 10M at 4096, TicketSearch 2M at 4096)")
     p.add_argument("--epochs", type=int, default=1, help="MTL passes per measurement")
     p.add_argument("--child", help=argparse.SUPPRESS)      # one measurement (internal)
     return p
@@ -49,8 +49,9 @@ def _parser():
 def scaled_examples(run, rows, work):
     """An Examples directory whose train split repeats the run's train shards to >= `rows`."""
     from modules import data
+    from pipeline.config import InputConfig
     train = data.split_files(run.transformed_examples, "train")
-    base_rows = _count(train)
+    base_rows = data.Examples(train, {}, InputConfig()).num_rows
     copies = max(1, math.ceil(rows / base_rows))
     out = os.path.join(work, "scale-data", f"{os.path.basename(run.root)}-x{copies}")
     if not os.path.isdir(out):
@@ -69,12 +70,6 @@ def scaled_examples(run, rows, work):
     return out, copies * base_rows
 
 
-def _count(files):
-    import tensorflow as tf
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return int(dataset.reduce(0, lambda n, _: n + 1))
-
-
 def child(spec):
     """Run one measurement (a JSON `spec`) in this process; print its result as JSON."""
     from modules import inputs as inputs_lib
@@ -91,15 +86,17 @@ def child(spec):
     if spec["component"] == "MTLTrainer":
         _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(spec["masks"]),
                                        spec["start"])
+        seconds = time.perf_counter() - start
         passes = max(fit.epochs_trained.values())
-        extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step}
+        extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step,
+                 "compute_bound_examples_per_s": compute_bound_rate(trainer, inputs.train)}
     else:
         from components.ticket_search import executor
         report = executor.run_search(inputs, config, spec["out"])
+        seconds = time.perf_counter() - start
         passes = sum(r["epochs_trained"] for t in report["tasks"].values() for r in t["rounds"])
         extra = {"rounds_per_task": config.ticket.rounds + 1,
                  "chosen_density": {t: r["chosen_density"] for t, r in report["tasks"].items()}}
-    seconds = time.perf_counter() - start
     print(json.dumps({
         "component": spec["component"], "rows": rows, "batch_size": config.model.batch_size,
         "passes": passes, "train_s": seconds, "load_s": load_s,
@@ -107,6 +104,21 @@ def child(spec):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "embedding_tables_mb": sum(t["total_mb"] for t in inputs.table_memory.values()),
         **extra}))
+
+
+def compute_bound_rate(trainer, examples, steps=10):
+    """Examples/s of MTL steps repeated on one batch already in memory (no input pipeline):
+    what the streaming rate is compared with, on this machine in this run."""
+    from modules import mtl
+    batch = next(iter(trainer.strategy.experimental_distribute_dataset(
+        examples.batches(trainer.model_config.batch_size))))
+    trainer.step(mtl.TASKS, batch)
+    trainer.read_losses()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step(mtl.TASKS, batch)
+    trainer.read_losses()                       # waits for the last step
+    return steps * trainer.model_config.batch_size / (time.perf_counter() - start)
 
 
 def _config_for(config, component, batch_size, epochs):
@@ -132,11 +144,20 @@ def measure_one(run, config, component, rows, batch_size, epochs, work):
             "masks": run.masks, "start": start_prefix(run.masks), "out": out,
             "config": _config_for(config, component, batch_size, epochs).to_json()}
     common.log(f"{component}: {rows:,} rows, batch {batch_size}")
+    machine_start, wall_start = common.machine_busy_cpu_s(), time.perf_counter()
+    own_start = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", json.dumps(spec)],
                             cwd=common.REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{component} at {rows} rows failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    own_end, machine_end = resource.getrusage(resource.RUSAGE_CHILDREN), common.machine_busy_cpu_s()
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured["other_processes_cpu_share"] = common.other_cpu_share(
+        machine_end - machine_start if machine_start is not None else None,
+        (own_end.ru_utime + own_end.ru_stime) - (own_start.ru_utime + own_start.ru_stime),
+        time.perf_counter() - wall_start)
+    common.log(f"  {json.dumps(measured)}")
+    return measured
 
 
 def _plan(args):
@@ -157,14 +178,8 @@ def measure(args):
         from pipeline.config import Config
         config = Config.load(LARGE_DATA_CONFIG, {"data": {"synthetic_rows": args.base_rows}})
     run = common.ensure_run(args, config)
-    machine_start, wall_start = common.machine_busy_cpu_s(), time.perf_counter()
-    own_start = resource.getrusage(resource.RUSAGE_CHILDREN)
     runs = [measure_one(run, config, c, rows, batch, args.epochs, args.work)
             for c, rows, batch in _plan(args)]
-    own_end = resource.getrusage(resource.RUSAGE_CHILDREN)
-    own_cpu = (own_end.ru_utime + own_end.ru_stime) - (own_start.ru_utime + own_start.ru_stime)
-    machine_end = common.machine_busy_cpu_s()
-    busy = machine_end - machine_start if machine_start is not None else None
     mtl = [r for r in runs if r["component"] == "MTLTrainer"]
     at_batch = [r for r in mtl if r["batch_size"] == max(x["batch_size"] for x in mtl)]
     smallest, largest = min(at_batch, key=lambda r: r["rows"]), max(at_batch,
@@ -175,22 +190,25 @@ def measure(args):
             "mtl_peak_rss_largest_over_smallest": largest["peak_rss_mb"] / smallest["peak_rss_mb"],
             "mtl_rows_largest_over_smallest": largest["rows"] / smallest["rows"],
             "mtl_examples_per_s_largest_over_smallest":
-                largest["examples_per_s"] / smallest["examples_per_s"]},
-        "other_processes_cpu_share": common.other_cpu_share(
-            busy, own_cpu, time.perf_counter() - wall_start)}
+                largest["examples_per_s"] / smallest["examples_per_s"],
+            "mtl_streaming_over_compute_bound": {
+                str(r["batch_size"]): r["examples_per_s"] / r["compute_bound_examples_per_s"]
+                for r in mtl if r["rows"] == smallest["rows"]}}}
 
 
 def render(result):
     rows = [(r["component"], f"{r['rows']:,}", r["batch_size"], common.fmt(r["peak_rss_mb"], 0),
-             common.fmt(r["examples_per_s"], 0), common.fmt(r["train_s"], 0))
+             common.fmt(r["examples_per_s"], 0),
+             common.fmt(r.get("compute_bound_examples_per_s"), 0), common.fmt(r["train_s"], 0),
+             common.fmt(r["other_processes_cpu_share"], 2))
             for r in result["runs"]]
     ratios = result["ratios"]
     return "\n".join([
-        common.table(["component", "rows", "batch", "peak RSS MB", "examples/s", "train s"],
-                     rows),
+        common.table(["component", "rows", "batch", "peak RSS MB", "examples/s",
+                      "compute-bound ex/s", "train s", "other CPU share"], rows),
         f"MTL peak RSS ratio (largest/smallest rows, {ratios['mtl_rows_largest_over_smallest']:.1f}x"
         f" rows): {ratios['mtl_peak_rss_largest_over_smallest']:.3f}",
-        f"other processes' CPU share: {common.fmt(result['other_processes_cpu_share'], 2)}"])
+        f"MTL streaming / compute-bound rate: {ratios['mtl_streaming_over_compute_bound']}"])
 
 
 def main(argv=None):

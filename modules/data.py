@@ -43,7 +43,8 @@ class Examples:
         """Rows in the split (counted by one pass over the files, on first use)."""
         if self._num_rows is None:
             source = self._cached if self._cached is not None else self._records(self.files)
-            self._num_rows = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+            self._num_rows = int(source.batch(8192).reduce(
+                np.int64(0), lambda n, records: n + tf.shape(records, out_type=tf.int64)[0]))
             if self._num_rows == 0:
                 raise ValueError(f"no examples in {self.files}")
         return self._num_rows

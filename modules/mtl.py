@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from modules import inputs as inputs_lib
 from modules import pruning
-from modules import tasks as task_lib
 from modules.training import MaskedTrainer
 
 TASKS = ("ctr", "cvr")

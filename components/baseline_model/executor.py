@@ -1,6 +1,4 @@
 """Executor of BaselineModel: copy the newest pushed version, else the candidate, as the baseline."""
-import os
-
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
