@@ -37,12 +37,15 @@ class DataConfig:
     split_buckets: Dict[str, int] = dataclasses.field(
         default_factory=lambda: {"train": 18, "validation": 2, "eval": 5})
     # Given mode: "directory" reads <data>/validation/; "train" carves `validation_share` of the
-    # train files' records out by hash; "auto": "directory" when it exists (local paths), else "train".
+    # train files' records out by hash; "auto": "directory" when it exists (on any filesystem:
+    # remote roots are probed when ExampleGen runs), else "train".
     validation_from: str = "auto"
     validation_share: float = 0.1
-    # What the split hash reads: "" hashes the whole serialized record; a feature name (e.g.
-    # "seqnum") keeps every record with the same value in one split.
-    split_key: str = ""
+    # What the split hash reads: a feature name keeps every record with the same value in one
+    # split. The default, the request id "seqnum", keeps each request's impressions together in
+    # all three splits (and in the carved validation), so validation and eval never see a
+    # request train saw. "" hashes the whole serialized record (data without a request key).
+    split_key: str = "seqnum"
 
 
 @dataclasses.dataclass

@@ -35,8 +35,9 @@ def split_configs(data_root, config):
     Given mode: `data_root/train/` and `data_root/eval/` as given (logs split by day), plus
     `data_root/validation/` (`data.validation_from: directory`) or a `data.validation_share` of
     the train records carved out by hash (`train`). Hash mode: every file directly under
-    `data_root` is hash-split by `data.split_buckets`. "auto" modes probe only local paths, so
-    compiling for a cluster needs no object-store access.
+    `data_root` is hash-split by `data.split_buckets`. `split_mode: auto` probes local paths
+    only (compiling for a cluster needs no object-store access); `validation_from: auto` probes
+    local paths here and other roots when ExampleGen runs.
     """
     data = config.data
     fingerprint = code_fingerprint(EXAMPLE_GEN_CODE)
@@ -52,14 +53,14 @@ def split_configs(data_root, config):
                 example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=data.split_buckets[name])
                 for name in SPLITS])), split_options(data.split_key, None, fingerprint)
     source = data.validation_from
-    if source == "auto":
-        source = "directory" if local and tf.io.gfile.isdir(
-            os.path.join(data_root, "validation")) else "train"
+    if source == "auto" and local:
+        source = "directory" if tf.io.gfile.isdir(os.path.join(data_root, "validation")) \
+            else "train"
     given = SPLITS if source == "directory" else ("train", "eval")
     return example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in given]), None, \
         split_options(data.split_key, None if source == "directory" else data.validation_share,
-                      fingerprint)
+                      fingerprint, probe_validation=source == "auto")
 
 
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):

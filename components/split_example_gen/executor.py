@@ -6,8 +6,10 @@ validation directory, the share of the train records carved out as validation.
 """
 import hashlib
 import json
+import os
 
 import apache_beam as beam
+import tensorflow as tf
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -17,13 +19,17 @@ CARVE_BUCKETS = 1000     # resolution of the validation share carved out of trai
 SPLIT_OPTIONS_KEY = "split_options"
 
 
-def split_options(split_key, carve_share=None, code_fingerprint=None):
+def split_options(split_key, carve_share=None, code_fingerprint=None, probe_validation=False):
     """SplitExampleGen's `split_options` (JSON): hash key ("" = whole record), carved share.
 
+    `probe_validation` (given mode): at run time, read `<input_base>/validation/` as the
+    validation split when it exists, else carve `carve_share` out of train; this is how
+    `data.validation_from: auto` works on roots the compiling machine does not read (gs://, s3://).
     `code_fingerprint` only changes the property, so a code change is not served from the cache.
     """
     return json.dumps({"split_key": split_key, "carve_share": carve_share,
-                       "code_fingerprint": code_fingerprint}, sort_keys=True)
+                       "code_fingerprint": code_fingerprint,
+                       "probe_validation": probe_validation}, sort_keys=True)
 
 
 def split_hash(example, split_key):
@@ -67,9 +73,13 @@ class Executor(import_executor.Executor):
             splits = {split.name: part
                       for split, part in zip(output_config.split_config.splits, parts)}
         else:
-            splits = {split.name: pipeline | f"InputToRecord[{split.name}]" >> read(
-                exec_properties, split.pattern) for split in input_config.splits}
-            if options["carve_share"]:
+            patterns = {split.name: split.pattern for split in input_config.splits}
+            if options.get("probe_validation") and tf.io.gfile.isdir(os.path.join(
+                    exec_properties[standard_component_specs.INPUT_BASE_KEY], "validation")):
+                patterns["validation"] = "validation/*"
+            splits = {name: pipeline | f"InputToRecord[{name}]" >> read(exec_properties, pattern)
+                      for name, pattern in patterns.items()}
+            if options["carve_share"] and "validation" not in splits:
                 bounds = [round(options["carve_share"] * CARVE_BUCKETS), CARVE_BUCKETS]
                 validation, train = splits.pop("train") | "CarveValidation" >> beam.Partition(
                     _bucket_partition, 2, bounds, key)

@@ -95,7 +95,8 @@ def test_hash_buckets_give_the_configured_fractions():
 
 def test_split_options_carry_key_share_and_fingerprint():
     options = json.loads(executor.split_options("seqnum", 0.2, "abc"))
-    assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc"}
+    assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc",
+                       "probe_validation": False}
     assert executor.split_options("", None, "abc") != executor.split_options("", None, "abd")
 
 
@@ -164,3 +165,53 @@ def test_hash_mode_writes_every_record_to_its_hash_split(tmp_path):
     assert _serialized(sum(splits.values(), [])) == _serialized(records)
     for index, split in enumerate(splits.values()):
         assert split and set(partitions(split, HASH_BOUNDS, "")) == {index}
+
+
+def _requests(split):
+    return {e.features.feature["seqnum"].bytes_list.value[0] for e in split}
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["hash", "given"])
+def test_default_config_shares_no_request_between_any_two_splits(tmp_path, given):
+    """The default split (the pipeline's own configs, default data) keeps every request whole."""
+    from pipeline.config import Config
+    from pipeline.pipeline import split_configs
+    from pipeline.synthetic_data import write_dataset
+    write_dataset(str(tmp_path / "data"), 1500, seed=5, splits=given)
+    input_config, output_config, options = split_configs(str(tmp_path / "data"), Config())
+    splits = _run(tmp_path, input_config, output_config or example_gen_pb2.Output(), options)
+    assert list(splits) == ["train", "validation", "eval"]
+    requests = {name: _requests(split) for name, split in splits.items()}
+    assert all(len(r) > 10 for r in requests.values())
+    for a, b in (("train", "validation"), ("train", "eval"), ("validation", "eval")):
+        assert not requests[a] & requests[b], (a, b)
+
+
+@pytest.mark.parametrize("with_directory", [True, False])
+def test_probe_validation_reads_a_validation_directory_at_run_time(tmp_path, with_directory):
+    """`validation_from: auto` on a root the compiler cannot read is decided when ExampleGen runs."""
+    train, given_eval, given_validation = many(200, seed=1), many(40, seed=2), many(30, seed=4)
+    _write(str(tmp_path / "data" / "train" / "part.gz"), train)
+    _write(str(tmp_path / "data" / "eval" / "part.gz"), given_eval)
+    if with_directory:
+        _write(str(tmp_path / "data" / "validation" / "part.gz"), given_validation)
+    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in ("train", "eval")]),
+        example_gen_pb2.Output(), executor.split_options("seqnum", 0.25, probe_validation=True))
+    assert sorted(splits) == ["eval", "train", "validation"]
+    if with_directory:
+        assert _serialized(splits["validation"]) == _serialized(given_validation)
+        assert _serialized(splits["train"]) == _serialized(train)
+    else:
+        assert _serialized(splits["train"] + splits["validation"]) == _serialized(train)
+
+
+@pytest.mark.parametrize("source, probed", [("auto", True), ("train", False)])
+def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
+    from pipeline.config import Config
+    from pipeline.pipeline import split_configs
+    config = Config.from_dict({"data": {"split_mode": "given", "validation_from": source}})
+    input_config, _, options = split_configs("gs://bucket/data", config)
+    assert [s.name for s in input_config.splits] == ["train", "eval"]
+    assert json.loads(options)["probe_validation"] is probed
+    assert json.loads(options)["carve_share"] == 0.1
