@@ -8,7 +8,8 @@ Signatures:
   from the example's `pctr`), so TFMA reports the production model's CTR AUC beside ours.
 
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
-connections are exact zeros in the exported weights.
+connections are exact zeros in the exported weights. A task served from its own ticket's weights
+(negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
 import types
 
@@ -22,17 +23,23 @@ SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 class ServingModule(tf.Module):
     """The exported object: network, per-task masked kernels and the Transform layer."""
 
-    def __init__(self, network, task_masks, tft_output):
+    def __init__(self, network, task_masks, tft_output, served=None):
+        """`served`: {task: (network, masks)} for tasks another network serves."""
         super().__init__()
-        # Keep the Keras model out of the object graph (its own Keras SavedModel serialisation is
-        # not wanted); track its variables directly instead.
-        self._keras = types.SimpleNamespace(network=network)
+        served = served or {}
+        networks = {task: served[task][0] if task in served else network
+                    for task in ("ctr", "cvr")}
+        # Keep the Keras models out of the object graph (their own Keras SavedModel serialisation
+        # is not wanted); track their variables directly instead.
+        self._keras = types.SimpleNamespace(networks=networks)
         self.network_variables = list(network.variables)
+        self.served_variables = [v for task in sorted(served) for v in served[task][0].variables]
         self.tft_layer = tft_output.transform_features_layer()
         self.task_kernels = {
             task: [tf.Variable(k, trainable=False, name=f"{task}_mlp_{i}")
-                   for i, k in enumerate(network.effective_kernels(
-                       [tf.constant(m, tf.float32) for m in task_masks[task]]))]
+                   for i, k in enumerate(networks[task].effective_kernels(
+                       [tf.constant(m, tf.float32) for m in
+                        (served[task][1] if task in served else task_masks[task])]))]
             for task in ("ctr", "cvr")}
         self._raw_spec = {name: spec for name, spec in tft_output.raw_feature_spec().items()}
 
@@ -41,8 +48,9 @@ class ServingModule(tf.Module):
         return self.tft_layer(raw)
 
     def _predict(self, transformed):
-        ctr = tf.sigmoid(self._keras.network.logit(transformed, "ctr", self.task_kernels["ctr"]))
-        cvr = tf.sigmoid(self._keras.network.logit(transformed, "cvr", self.task_kernels["cvr"]))
+        networks = self._keras.networks
+        ctr = tf.sigmoid(networks["ctr"].logit(transformed, "ctr", self.task_kernels["ctr"]))
+        cvr = tf.sigmoid(networks["cvr"].logit(transformed, "cvr", self.task_kernels["cvr"]))
         return {"ctr": ctr, "cvr": cvr, "ctcvr": ctr * cvr}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -67,9 +75,10 @@ class ServingModule(tf.Module):
                             features.PCTR_SCORE)}
 
 
-def export(network, task_masks, tft_output, path):
-    """Write the SavedModel to `path` (written aside, then renamed into place)."""
-    module = ServingModule(network, task_masks, tft_output)
+def export(network, task_masks, tft_output, path, served=None):
+    """Write the SavedModel to `path` (written aside, then renamed into place); `served` as for
+    `ServingModule`."""
+    module = ServingModule(network, task_masks, tft_output, served)
     tmp = path.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)

@@ -15,7 +15,9 @@ def table_memory(vocab_sizes, model_config, tasks):
     A group has its embedding table (rows x embedding_dim) and, with `model.linear_term`, one
     linear table (rows x 1) per member feature and task. Each task's Adam keeps two slots of every
     table it steps (the shared embedding: every task; a linear table: its own task only), and
-    training keeps up to two host copies of the parameters (its start point and the best check).
+    training keeps up to three host copies of the parameters (ticket search: its start point,
+    the best check and the chosen round's weights; MTL: the best check, each task's own linear
+    rows at its best check and, on negative transfer, the ticket network it serves from).
     """
     groups = features.vocabulary_groups()
     n_tasks = len(tasks)
@@ -26,7 +28,7 @@ def table_memory(vocab_sizes, model_config, tasks):
         parameters = embedding + linear
         slots = 2 * n_tasks * embedding + 2 * linear
         sizes = {"parameters_mb": parameters, "adam_slots_mb": slots,
-                 "snapshots_mb": 2 * parameters}
+                 "snapshots_mb": 3 * parameters}
         sizes = {name: count * FLOAT_BYTES / MB for name, count in sizes.items()}
         result[group] = {"rows": int(rows), **sizes, "total_mb": sum(sizes.values())}
     return result

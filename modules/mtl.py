@@ -1,10 +1,12 @@
 """Masked multi-task training: one shared network, each task stepping through its own mask."""
+from absl import logging
+
 import numpy as np
 import tensorflow as tf
 
 from modules import inputs as inputs_lib
 from modules import pruning
-from modules.training import MaskedTrainer
+from modules.training import MaskedTrainer, improved
 
 TASKS = ("ctr", "cvr")
 
@@ -53,6 +55,47 @@ def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on
                       schedule(config.mtl, train_tasks, config.model.seed), config.mtl.stopping,
                       config.model.seed, on_log)
     return network, trainer, task_masks, fit
+
+
+def guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes):
+    """Compare each task's MTL validation AUC with its own ticket's (the chosen round trained on
+    that task alone, read from `ticket_prefixes[task]`) by the early-stopping rule (`improved`
+    with `mtl.stopping.min_delta` and the AUCs' error bounds). Where MTL lost, log a warning and,
+    with `mtl.negative_transfer: serve_ticket`, serve that task from its ticket's weights
+    (`MaskedTrainer.serve_from`). Returns {task: record}: both AUCs on validation (what decides)
+    and eval (reported), whether MTL lost, and what serves the task ("mtl" or "ticket")."""
+    mtl_validation = trainer.auc_metrics(inputs.validation, TASKS)
+    mtl_eval = trainer.auc_metrics(inputs.evaluation, TASKS)
+    records = {}
+    for task in TASKS:
+        if task not in ticket_prefixes or task not in ticket_masks:
+            continue                       # no ticket was searched for this task
+        network = inputs_lib.build_network(inputs, config, config.ticket.tasks)
+        tf.train.Checkpoint(network=network).read(
+            ticket_prefixes[task]).assert_existing_objects_matched()
+        alone = MaskedTrainer(network, inputs.strategy, config.model)
+        alone.set_masks(task, ticket_masks[task])
+        validation = alone.auc_metrics(inputs.validation, [task])[task]
+        lost = improved(validation["auc"], mtl_validation[task]["auc"],
+                        validation["auc_max_error"], mtl_validation[task]["auc_max_error"],
+                        config.mtl.stopping.min_delta)
+        records[task] = {
+            "mtl_validation_auc": mtl_validation[task]["auc"],
+            "ticket_validation_auc": validation["auc"],
+            "mtl_eval_auc": mtl_eval[task]["auc"],
+            "ticket_eval_auc": alone.auc_metrics(inputs.evaluation, [task])[task]["auc"],
+            "mtl_lost": lost, "served_by": "mtl"}
+        if lost:
+            fix = config.mtl.negative_transfer == "serve_ticket"
+            logging.warning(
+                "negative transfer: %s validation AUC %.4f in masked MTL < %.4f of its own ticket "
+                "trained alone; %s", task, mtl_validation[task]["auc"], validation["auc"],
+                f"serving {task} from its ticket's weights" if fix
+                else "mtl.negative_transfer: report keeps the MTL weights")
+            if fix:
+                trainer.serve_from(task, network, ticket_masks[task])
+                records[task]["served_by"] = "ticket"
+    return records
 
 
 OUTPUTS = TASKS + ("ctcvr",)

@@ -28,6 +28,8 @@ class RoundResult:
     eval_metric: float = None          # eval AUC: reported only
     epochs_trained: float = None
     masks: list = dataclasses.field(repr=False, default=None)
+    # The round's trained weights (a `training.snapshot`), kept only while it is the chosen one.
+    weights: list = dataclasses.field(repr=False, default=None)
 
     def to_json(self):
         """JSON-able record (without the mask arrays)."""
@@ -52,7 +54,12 @@ def rewind_point(trainer, train, tasks, steps, seed):
 
 
 def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None):
-    """Run the rounds for `task` from the weights `start`; returns [RoundResult] (dense first)."""
+    """Run the rounds for `task` from the weights `start`; returns [RoundResult] (dense first).
+
+    The round `select_round` chooses keeps its trained weights (`RoundResult.weights`): each new
+    round is sparser than every earlier one, so the choice after each round is either the earlier
+    choice or the new round, and one snapshot is enough.
+    """
     network = trainer.network
     kernels = network.prunable_weights()
     total = sum(int(np.prod(k.shape)) for k in kernels)
@@ -90,7 +97,20 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None)
             density=pruning.density(masks), layer_density=[float(m.mean()) for m in masks],
             metric=fit.validation_auc[task], eval_metric=eval_metric,
             epochs_trained=fit.epochs_trained[task], masks=[m.copy() for m in masks]))
+        if _choice(results, ticket_config) is results[-1]:
+            for earlier in results[:-1]:
+                earlier.weights = None
+            results[-1].weights = snapshot(network)
     return results
+
+
+def _choice(results, ticket_config):
+    """`select_round` over the rounds so far, or None while none is selectable."""
+    try:
+        return select_round(results, ticket_config.min_density, ticket_config.max_density,
+                            ticket_config.selection_tolerance)
+    except ValueError:
+        return None
 
 
 def select_round(results, min_density=0.0, max_density=1.0, tolerance=0.0):

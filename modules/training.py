@@ -39,18 +39,52 @@ def restore(network, values):
         var.assign(value)
 
 
+def improved(new, best, new_error, best_error, min_delta):
+    """The one early-stopping rule, for stopping and for keeping: `new` beats `best` only by more
+    than `min_delta` and by more than the two streamed AUCs' error bounds together."""
+    return new > best + max(min_delta, (new_error or 0.0) + (best_error or 0.0))
+
+
 @dataclasses.dataclass
 class FitReport:
     """What early stopping saw and kept in one `MaskedTrainer.fit`."""
     checks: List[dict]                 # {"step", "epoch", "validation_auc": {task: auc}} each
-    best_check: int                    # index of the check whose weights were kept
-    validation_auc: Dict[str, float]   # per task, at the kept check
+    best_check: int                    # index of the check the shared weights come from
+    validation_auc: Dict[str, float]   # per task, of the weights kept
     epochs_trained: Dict[str, float]   # passes over the train data each task stepped through
     stopped: Dict[str, bool]           # whether the task ran out of patience
+    # Per task, the check where its validation AUC last improved (while it was stepping).
+    task_best_check: Dict[str, int] = dataclasses.field(default_factory=dict)
+    # "best_check" (the shared weights of `best_check`, everything included) or "per_task" (that,
+    # with each task's own parameters from its `task_best_check`), whichever validation preferred.
+    kept: str = "best_check"
 
     def to_json(self):
         """JSON-able record."""
         return dataclasses.asdict(self)
+
+
+class OwnParameters:
+    """One task's own parameters: head, linear term and its mask-only MLP connections."""
+
+    def __init__(self, network, task, only_masks):
+        self.variables = network.heads[task].trainable_weights + [
+            t.embeddings for t in network.linear.get(task, {}).values()]
+        self.kernels, self.only = network.prunable_weights(), only_masks
+
+    def values(self):
+        """Copies of the current values (whole kernels; `assign` puts back only the owned
+        connections)."""
+        return [v.numpy().copy() for v in self.variables + self.kernels]
+
+    def assign(self, values):
+        """Put `values` (from `values()`) back: the head and linear term whole, the kernels at
+        the owned connections only."""
+        count = len(self.variables)
+        for var, value in zip(self.variables, values[:count]):
+            var.assign(value)
+        for kernel, only, value in zip(self.kernels, self.only, values[count:]):
+            kernel.assign(np.where(only, value, kernel.numpy()))
 
 
 class MaskedTrainer:
@@ -67,6 +101,7 @@ class MaskedTrainer:
         self._predict = {}
         self._metrics = {}
         self._loss_sums = {}
+        self.served = {}
         self.global_step = 0
 
     def set_masks(self, task, masks):
@@ -130,35 +165,48 @@ class MaskedTrainer:
         """Train with early stopping on `validation` AUC; returns a FitReport.
 
         Validation AUC of every task in `tasks` is checked every `stopping.every_steps` batches
-        (0: after every pass). A task stops stepping once `stopping.patience` checks in a row did
-        not improve its best AUC by more than `stopping.min_delta`; training ends when every task
-        stopped or after `stopping.max_epochs` passes. The weights kept are those of the check
-        with the best mean validation AUC over `tasks` (for one task: its best check).
+        (0: after every pass). One rule (`improved`) decides both stopping and keeping: a check
+        improves on a best only by more than `stopping.min_delta` and the AUCs' error bounds. A
+        task stops stepping once `stopping.patience` checks in a row did not improve its best;
+        training ends when every task stopped or after `stopping.max_epochs` passes. The
+        weights kept are those of the check whose mean validation AUC over `tasks` last
+        improved (for one task: its best check). With several tasks, each task's own
+        parameters (`own_parameters`) are also snapshotted at its own best check; if putting
+        them back on top of the kept check improves the mean validation AUC (same rule), that
+        combination is kept instead (`FitReport.kept = "per_task"`).
         `schedule(batch_index)` lists the tasks to step on a batch; stopped tasks are skipped.
         `on_log` is passed to `step`.
         """
         tasks = list(tasks)
         per_epoch = max(1, math.ceil(train.num_rows / self.model_config.batch_size))
         every = stopping.every_steps or per_epoch
-        active, best, stale = set(tasks), {t: -math.inf for t in tasks}, {t: 0 for t in tasks}
-        taken = {t: 0 for t in tasks}
-        checks, kept = [], {"mean": -math.inf, "index": 0, "weights": None}
+        active, stale, taken = set(tasks), {t: 0 for t in tasks}, {t: 0 for t in tasks}
+        best = {t: {"auc": -math.inf, "error": 0.0, "index": None, "own": None} for t in tasks}
+        kept = {"auc": -math.inf, "error": 0.0, "index": 0, "weights": None}
+        own = self.own_parameters(tasks) if len(tasks) > 1 else {}
+        checks = []
         index = 0
 
         def check():
-            metrics = self.evaluate(validation, tasks)
+            metrics = self.auc_metrics(validation, tasks)
             checks.append({"step": index, "epoch": round(index / per_epoch, 4),
-                           "validation_auc": metrics})
+                           "validation_auc": {t: metrics[t]["auc"] for t in tasks}})
             for task in sorted(active):
-                if metrics[task] > best[task] + stopping.min_delta:
-                    best[task], stale[task] = metrics[task], 0
+                auc, error = metrics[task]["auc"], metrics[task]["auc_max_error"]
+                if improved(auc, best[task]["auc"], error, best[task]["error"],
+                            stopping.min_delta):
+                    best[task].update(auc=auc, error=error, index=len(checks) - 1,
+                                      own=own and own[task].values())
+                    stale[task] = 0
                 else:
                     stale[task] += 1
                     if stale[task] >= stopping.patience:
                         active.discard(task)
-            mean = float(np.mean([metrics[t] for t in tasks]))
-            if mean > kept["mean"]:
-                kept.update(mean=mean, index=len(checks) - 1, weights=snapshot(self.network))
+            mean = float(np.mean([metrics[t]["auc"] for t in tasks]))
+            error = float(np.mean([metrics[t]["auc_max_error"] or 0.0 for t in tasks]))
+            if improved(mean, kept["auc"], error, kept["error"], stopping.min_delta):
+                kept.update(auc=mean, error=error, index=len(checks) - 1,
+                            weights=snapshot(self.network))
 
         for _, batch in self.batches(train, seed, stopping.max_epochs):
             stepping = [t for t in schedule(index) if t in active]
@@ -174,11 +222,43 @@ class MaskedTrainer:
         if not checks or checks[-1]["step"] != index:
             check()
         restore(self.network, kept["weights"])
-        return FitReport(
+        report = FitReport(
             checks=checks, best_check=kept["index"],
             validation_auc=dict(checks[kept["index"]]["validation_auc"]),
             epochs_trained={t: round(taken[t] / per_epoch, 4) for t in tasks},
-            stopped={t: t not in active for t in tasks})
+            stopped={t: t not in active for t in tasks},
+            task_best_check={t: best[t]["index"] for t in tasks})
+        moved = [t for t in tasks if own and best[t]["index"] != kept["index"]]
+        if moved:
+            for task in moved:
+                own[task].assign(best[task]["own"])
+            metrics = self.auc_metrics(validation, tasks)
+            mean = float(np.mean([metrics[t]["auc"] for t in tasks]))
+            error = float(np.mean([metrics[t]["auc_max_error"] or 0.0 for t in tasks]))
+            if improved(mean, kept["auc"], error, kept["error"], stopping.min_delta):
+                report.kept = "per_task"
+                report.validation_auc = {t: metrics[t]["auc"] for t in tasks}
+            else:
+                restore(self.network, kept["weights"])
+        return report
+
+    def own_parameters(self, tasks):
+        """{task: OwnParameters}: what only that task's steps move among `tasks`: its head, its
+        linear term and the MLP connections in its mask and in no other task's."""
+        masks = {t: [m.numpy() > 0 for m in self.masks[t]] for t in tasks}
+        result = {}
+        for task in tasks:
+            others = [masks[o] for o in tasks if o != task]
+            only = [np.logical_and(m, ~np.logical_or.reduce([o[i] for o in others]))
+                    for i, m in enumerate(masks[task])]
+            result[task] = OwnParameters(self.network, task, only)
+        return result
+
+    def serve_from(self, task, network, masks):
+        """Score (predict, metrics) `task` with another network through boolean `masks` from
+        now on: a task served from its own ticket's weights (`mtl.guard_negative_transfer`)."""
+        self.served[task] = (network, [tf.constant(np.asarray(m, np.float32)) for m in masks])
+        self._predict, self._metrics = {}, {}
 
     def predict(self, examples, task):
         """Probabilities sigmoid(logit) of `task` for every example, in order (holds one float per
@@ -190,14 +270,15 @@ class MaskedTrainer:
         return np.concatenate(scores)
 
     def scores(self, batch, names):
-        """{name: [batch] score}: a task's probability (through its masks), "ctcvr" = ctr * cvr,
+        """{name: [batch] score}: a task's probability (through its masks, by the network that
+        serves it), "ctcvr" = ctr * cvr,
         or `tasks.PCTR_REFERENCE` (the production score in the data)."""
         probabilities = {}
 
         def probability(task):
             if task not in probabilities:
-                probabilities[task] = tf.sigmoid(
-                    self.network(batch, task=task, masks=self.masks.get(task)))
+                network, masks = self.served.get(task, (self.network, self.masks.get(task)))
+                probabilities[task] = tf.sigmoid(network(batch, task=task, masks=masks))
             return probabilities[task]
         result = {}
         for name in names:
@@ -230,11 +311,16 @@ class MaskedTrainer:
             update(batch)
         return {name: histogram.result() for name, histogram in histograms.items()}
 
-    def evaluate(self, examples, tasks):
-        """{task: AUC} on `examples` (streamed; raises `tasks.MetricUndefinedError` if a task's
-        eval rows hold a single class)."""
-        return {task: task_lib.defined_auc(task, result)
+    def auc_metrics(self, examples, tasks):
+        """{task: {"auc", "auc_max_error"}} on `examples` (streamed; raises
+        `tasks.MetricUndefinedError` if a task's eval rows hold a single class)."""
+        return {task: {"auc": task_lib.defined_auc(task, result),
+                       "auc_max_error": result["auc_max_error"]}
                 for task, result in self.metrics(examples, tasks).items()}
+
+    def evaluate(self, examples, tasks):
+        """{task: AUC} on `examples` (see `auc_metrics`)."""
+        return {task: m["auc"] for task, m in self.auc_metrics(examples, tasks).items()}
 
     def _step_fn(self, task):
         if task not in self._steps:

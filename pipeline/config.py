@@ -149,6 +149,10 @@ class MTLConfig:
     loss_weights: Dict[str, float] = dataclasses.field(
         default_factory=lambda: {"ctr": 1.0, "cvr": 1.0})
     masks: str = "tickets"               # "tickets" (LT4REC) or "ones" (hard-sharing baseline)
+    # A task whose MTL validation AUC ends below its own ticket's (trained alone; negative
+    # transfer) is flagged in the summary; "serve_ticket" also serves that task from its
+    # ticket's weights (the export then holds a second set of weights), "report" only flags it.
+    negative_transfer: str = "serve_ticket"
 
 
 @dataclasses.dataclass
@@ -309,6 +313,8 @@ class Config:
                        f"{where}.{kind}_request", request, f"must not exceed {kind}_limit {limit}")
         _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
                "must be 'tickets' or 'ones'")
+        _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
+               self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
         _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
                "ticket.tasks", self.ticket.tasks, "must be a non-empty list without repeats")
         for task in self.ticket.tasks:

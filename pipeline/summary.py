@@ -4,8 +4,11 @@ Keys: per task (`ctr`, `cvr`) the eval-split AUCs `dense_auc` (ticket search rou
 `ticket_auc` (chosen round) and `mtl_auc` (masked MTL model); `validation_auc` with the same three
 on the validation split (what chose the round and stopped training); `epochs_trained` (per ticket
 round and for MTL); `calibration` (MTL, mean prediction / mean label on eval); `density` (chosen
-mask); plus `ctcvr_auc`, `pctr_reference_auc`, `overlap`, `blessed`, `pushed_model` and where
-the artifacts are.
+mask); `negative_transfer` (MTL's and the task's own ticket's validation and eval AUC, whether
+MTL lost on validation and what serves the task: "mtl" or "ticket"); plus `ctcvr_auc`,
+`pctr_reference_auc`, `overlap`, `blessed`, `pushed_model` and where the artifacts are. The
+`mtl_auc` and `validation_auc.mtl` values are the exported model's (a task served from its
+ticket shows the ticket's).
 """
 import json
 import os
@@ -68,6 +71,7 @@ def build(outputs, layout, config):
                 "ticket_rounds": ticket and [r["epochs_trained"] for r in ticket["rounds"]],
                 "mtl": training and training["epochs_trained"].get(task)},
             "calibration": training and training["eval_calibration"][task],
+            "negative_transfer": training and training.get("negative_transfer", {}).get(task),
         }
     if tickets:
         overlap = tickets["overlap"]
@@ -108,6 +112,15 @@ def render(result):
         lines.append(f"  {task.upper():<14} {pairs[0]:>15}   {pairs[1]:>15}   {pairs[2]:>15}   "
                      f"{_fmt(r.get('density')):>6}  {'-' if epochs is None else epochs:>10}  "
                      f"{_fmt(r.get('calibration')):>11}")
+    for task in TASKS:
+        guard = (result.get(task) or {}).get("negative_transfer")
+        if guard and guard["mtl_lost"]:
+            lines.append(
+                f"  NEGATIVE TRANSFER {task.upper()}: masked MTL {_fmt(guard['mtl_validation_auc'])}"
+                f" < its own ticket {_fmt(guard['ticket_validation_auc'])} on validation (eval "
+                f"{_fmt(guard['mtl_eval_auc'])} vs {_fmt(guard['ticket_eval_auc'])}); "
+                + ("served from its ticket's weights" if guard["served_by"] == "ticket"
+                   else "still served by MTL (mtl.negative_transfer: report)"))
     if "ctcvr_auc" in result:
         lines.append(f"  CTCVR AUC (MTL): {_fmt(result['ctcvr_auc'])}   production pctr CTR AUC: "
                      f"{_fmt(result.get('pctr_reference_auc'))}")

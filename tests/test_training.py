@@ -9,7 +9,7 @@ from modules import features, pruning
 from modules import inputs as inputs_lib
 from modules import tasks as task_lib
 from modules.model import FIELDS
-from modules.training import MaskedTrainer, restore, snapshot
+from modules.training import MaskedTrainer, improved, restore, snapshot
 from pipeline.config import EarlyStoppingConfig
 
 TASKS = ("ctr", "cvr")
@@ -26,11 +26,12 @@ class ScriptedTrainer(MaskedTrainer):
         super().__init__(*args, **kwargs)
         self.script, self.at_checks = script, []
 
-    def evaluate(self, examples, tasks):
+    def auc_metrics(self, examples, tasks):
         self.at_checks.append(snapshot(self.network))
         if self.script is None:
-            return super().evaluate(examples, tasks)
-        return {task: self.script[task][len(self.at_checks) - 1] for task in tasks}
+            return super().auc_metrics(examples, tasks)
+        return {task: {"auc": self.script[task][len(self.at_checks) - 1], "auc_max_error": 0.0}
+                for task in tasks}
 
 
 def make_trainer(inputs, tasks=("ctr",), script=None, loss_weights=None, **model):
@@ -51,11 +52,15 @@ def fit(trainer, inputs, tasks=("ctr",), on_log=None, **stopping):
                        seed=0, on_log=on_log)
 
 
-def own_values(network, task):
-    """The values of the variables only `task` trains: its head and its linear term."""
-    own = network.heads[task].trainable_weights + [
+def own_variables(network, task):
+    """The variables only `task` trains: its head and its linear term."""
+    return network.heads[task].trainable_weights + [
         t.embeddings for t in network.linear.get(task, {}).values()]
-    return [v.numpy().copy() for v in own]
+
+
+def own_values(network, task):
+    """The values of `own_variables`."""
+    return [v.numpy().copy() for v in own_variables(network, task)]
 
 
 def padded(values, length=10):
@@ -79,7 +84,7 @@ def test_validation_is_checked_every_n_steps_and_at_the_end(toy_inputs, every_st
 @pytest.mark.parametrize("aucs, patience, min_delta, checks, best", [
     ([0.6, 0.8, 0.7, 0.75], 2, 0.0, 4, 1),          # two checks in a row below the best
     ([0.6, 0.5, 0.7, 0.4, 0.3], 2, 0.0, 5, 2),      # an improvement resets the count
-    ([0.6, 0.64, 0.62], 2, 0.05, 3, 1),             # +0.04 is no improvement; best AUC kept
+    ([0.6, 0.64, 0.62], 2, 0.05, 3, 0),             # +0.04 is no improvement: not kept either
 ], ids=["patience", "reset", "min_delta"])
 def test_a_task_stops_after_patience_checks_without_improvement(toy_inputs, aucs, patience,
                                                                 min_delta, checks, best):
@@ -100,14 +105,15 @@ def test_nothing_improves_by_min_delta_one_so_training_stops_after_patience_plus
     aucs = [c["validation_auc"]["ctr"] for c in report.checks]
     assert [c["step"] for c in report.checks] == [10, 20, 30]
     assert report.stopped == {"ctr": True} and report.epochs_trained == {"ctr": 3.0}
-    assert report.best_check == int(np.argmax(aucs))
-    assert same(snapshot(trainer.network), trainer.at_checks[report.best_check])
+    assert report.best_check == 0              # the same rule keeps: only the first check counts
+    assert report.validation_auc == {"ctr": aucs[0]}
+    assert same(snapshot(trainer.network), trainer.at_checks[0])
 
 
 def test_a_stopped_task_no_longer_steps_while_the_other_continues(toy_inputs):
     """CVR runs out of patience at check 4 (step 8); CTR trains on; the weights kept are those of
     the check with the best mean AUC (check 2)."""
-    script = {"ctr": [0.5, 0.6, 0.9, 0.8, 0.8], "cvr": [0.7, 0.6, 0.6, 0.6, 0.6]}
+    script = {"ctr": [0.5, 0.6, 0.9, 0.8, 0.8, 0.9], "cvr": [0.7, 0.6, 0.6, 0.6, 0.6, 0.6]}
     trainer = make_trainer(toy_inputs, TASKS, script, linear_term=True)
     network, steps = trainer.network, []
     report = fit(trainer, toy_inputs, TASKS, every_steps=2, max_epochs=1, patience=3,
@@ -122,6 +128,67 @@ def test_a_stopped_task_no_longer_steps_while_the_other_continues(toy_inputs):
     assert not same(own[7]["ctr"], own[8]["ctr"]) and not same(own[8]["ctr"], own[9]["ctr"])
     assert report.best_check == 2 and report.validation_auc == {"ctr": 0.9, "cvr": 0.6}
     assert same(snapshot(network), trainer.at_checks[2])
+
+
+@pytest.mark.parametrize("new, best, errors, min_delta, better", [
+    (0.70, 0.69, (0.0, 0.0), 0.0, True), (0.70, 0.70, (0.0, 0.0), 0.0, False),
+    (0.70, 0.69, (0.0, 0.0), 0.02, False),            # below min_delta
+    (0.70, 0.69, (0.006, 0.006), 0.0, False),         # within the AUCs' error bounds
+    (0.70, 0.69, (0.004, 0.004), 0.0, True), (0.5, -np.inf, (0.01, 0.0), 0.1, True)])
+def test_one_rule_decides_what_an_improvement_is(new, best, errors, min_delta, better):
+    assert improved(new, best, errors[0], errors[1], min_delta) is better
+
+
+def _overlapping_tickets(network, seed=0):
+    """Two real, partly overlapping tickets (half density each) from random magnitudes."""
+    rng = np.random.default_rng(seed)
+    kernels = [k.numpy() for k in network.prunable_weights()]
+    total = sum(k.size for k in kernels)
+    return {task: pruning.prune_global([rng.normal(size=k.shape) for k in kernels],
+                                       pruning.ones_like(kernels), total // 2) for task in TASKS}
+
+
+def _value(values, network, variable):
+    """`variable`'s entry in a `snapshot` of `network`."""
+    return next(v for v, var in zip(values, network.variables) if var is variable)
+
+
+@pytest.mark.parametrize("composite, kept", [((0.8, 0.7), "per_task"), ((0.8, 0.55), "best_check")])
+def test_each_task_keeps_its_own_parameters_from_its_best_check_when_validation_prefers_it(
+        toy_inputs, composite, kept):
+    """CVR peaks at check 0, CTR and the mean at check 2. With real overlapping tickets: CVR's
+    head, linear term and CVR-only connections come from check 0 and everything shared from
+    check 2 when that combination's mean validation AUC is better; otherwise all from check 2."""
+    script = {"ctr": [0.6, 0.7, 0.8, 0.8, 0.8, composite[0]],
+              "cvr": [0.7, 0.65, 0.6, 0.6, 0.6, composite[1]]}
+    trainer = make_trainer(toy_inputs, TASKS, script, linear_term=True)
+    network = trainer.network
+    tickets = _overlapping_tickets(network)
+    for task in TASKS:
+        trainer.set_masks(task, tickets[task])
+    theta0 = snapshot(network)
+    report = fit(trainer, toy_inputs, TASKS, every_steps=2, max_epochs=1, patience=2)
+    assert report.task_best_check == {"ctr": 2, "cvr": 0} and report.best_check == 2
+    assert report.kept == kept and report.stopped == {"ctr": True, "cvr": True}
+    per_task = kept == "per_task"
+    assert report.validation_auc == ({"ctr": 0.8, "cvr": 0.7} if per_task
+                                     else {"ctr": 0.8, "cvr": 0.6})
+    cvr_at = trainer.at_checks[0] if per_task else trainer.at_checks[2]
+    now, shared_at = snapshot(network), trainer.at_checks[2]
+    for var in own_variables(network, "cvr"):
+        np.testing.assert_array_equal(_value(now, network, var), _value(cvr_at, network, var))
+    for var in own_variables(network, "ctr") + network.biases + [
+            t.embeddings for t in network.tables.values()]:
+        np.testing.assert_array_equal(_value(now, network, var), _value(shared_at, network, var))
+    moved_by_cvr_only = 0
+    for i, kernel in enumerate(network.prunable_weights()):
+        ctr, cvr = tickets["ctr"][i], tickets["cvr"][i]
+        value = _value(now, network, kernel)
+        for where, source in ((cvr & ~ctr, cvr_at), (ctr, shared_at), (~ctr & ~cvr, theta0)):
+            np.testing.assert_array_equal(value[where], _value(source, network, kernel)[where])
+        moved_by_cvr_only += int(np.sum(_value(trainer.at_checks[0], network, kernel)[cvr & ~ctr]
+                                        != _value(shared_at, network, kernel)[cvr & ~ctr]))
+    assert moved_by_cvr_only > 0          # CVR-only connections moved between the two checks
 
 
 def test_dropout_acts_on_training_steps_only(toy_inputs):

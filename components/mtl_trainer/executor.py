@@ -8,7 +8,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.ticket_search.executor import start_prefix
+from components.ticket_search.executor import start_prefix, ticket_prefix
 from modules import export
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
@@ -30,16 +30,20 @@ class Executor(base_executor.BaseExecutor):
         run_dir = artifact_utils.get_single_uri(output_dict["model_run"])
         inputs = inputs_lib.load(artifact_utils.get_single_uri(input_dict["examples"]),
                                  transform_uri, config, devices=config.model.devices)
-        report = train_and_export(inputs, config, masks_lib.load(masks_uri),
-                                  start_prefix(masks_uri), tft.TFTransformOutput(transform_uri),
-                                  path_utils.serving_model_path(model_artifact.uri), run_dir)
+        tickets = masks_lib.load(masks_uri)
+        report = train_and_export(inputs, config, tickets, start_prefix(masks_uri),
+                                  tft.TFTransformOutput(transform_uri),
+                                  path_utils.serving_model_path(model_artifact.uri), run_dir,
+                                  {task: ticket_prefix(masks_uri, task) for task in tickets})
         for name, value in report["eval_auc"].items():
             model_artifact.set_float_custom_property(f"{name}_auc", value)
 
 
-def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir):
-    """Train (early stopping on validation), evaluate on validation and eval, export; write and
-    return the training report."""
+def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir,
+                     ticket_prefixes):
+    """Train (early stopping on validation), guard against negative transfer (each task against
+    its ticket at `ticket_prefixes[task]`), evaluate on validation and eval, export; write and
+    return the training report (its AUCs are those of the model exported)."""
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "mtl"))
 
     def on_log(step, losses):
@@ -49,6 +53,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
 
     network, trainer, task_masks, fit = mtl.train(inputs, config, ticket_masks, start,
                                                   on_log=on_log)
+    transfer = mtl.guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
     validation = mtl.metrics(trainer, inputs.validation)
     evaluation = mtl.metrics(trainer, inputs.evaluation)
     reference = trainer.metrics(inputs.evaluation,
@@ -60,12 +65,13 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
         for name, value in evaluation["auc"].items():
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
-    export.export(network, task_masks, tft_output, serving_path)
+    export.export(network, task_masks, tft_output, serving_path, trainer.served)
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
               "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],
               "validation_calibration": validation["calibration"],
               "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
+              "negative_transfer": transfer,
               "pctr_reference_auc": reference,
               "steps": trainer.global_step, "masks": config.mtl.masks,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},

@@ -77,21 +77,28 @@ def test_metrics_are_aucs_and_calibration_of_ctr_cvr_and_ctcvr(toy_inputs):
     trainer = MaskedTrainer(network, toy_inputs.strategy, config.model)
     for task, masks in mtl.masks_for(small_config(mtl={"masks": "ones"}).mtl, network, {}).items():
         trainer.set_masks(task, masks)
-    arrays = toy_inputs.validation.read_arrays()
-    metrics = mtl.metrics(trainer, toy_inputs.validation)
-    ctr, cvr = (trainer.predict(toy_inputs.validation, t) for t in mtl.TASKS)
-    clicked = arrays[features.LABEL] == 1
-    assert metrics["auc"] == mtl.evaluate(trainer, toy_inputs.validation)
-    exact = {"ctr": roc_auc_score(arrays[features.LABEL], ctr),
-             "cvr": roc_auc_score(arrays[features.CONVERSION][clicked], cvr[clicked]),
-             "ctcvr": roc_auc_score(arrays[features.CONVERSION], ctr * cvr)}
-    for name, value in exact.items():      # streamed: within the bound it reports
-        assert abs(metrics["auc"][name] - value) <= metrics["auc_max_error"][name] + 1e-12
-        assert metrics["auc_max_error"][name] < 1e-3
-    assert metrics["calibration"] == pytest.approx({
-        "ctr": ctr.mean() / arrays[features.LABEL].mean(),
-        "cvr": cvr[clicked].mean() / arrays[features.CONVERSION][clicked].mean(),
-        "ctcvr": (ctr * cvr).mean() / arrays[features.CONVERSION].mean()})
+    validation = toy_inputs.validation
+    metrics = mtl.metrics(trainer, validation)
+    # Independently: scores from `predict`, labels and rows from the examples (same file order).
+    arrays = validation.read_arrays()
+    ctr, cvr = (trainer.predict(validation, t) for t in mtl.TASKS)
+    click, conversion = arrays[features.LABEL], arrays[features.CONVERSION]
+    clicked = click == 1
+    assert 0 < clicked.sum() < click.size and len(ctr) == len(cvr) == click.size
+    exact = {"ctr": (click, ctr), "cvr": (conversion[clicked], cvr[clicked]),
+             "ctcvr": (conversion, ctr * cvr)}
+    rows = {name: r["rows"] for name, r in trainer.metrics(validation, mtl.OUTPUTS).items()}
+    assert rows == {"ctr": click.size, "cvr": clicked.sum(), "ctcvr": click.size}
+    for name, (labels, scores) in exact.items():    # streamed: within the bound it reports
+        bound = metrics["auc_max_error"][name]
+        assert bound < 1e-3
+        assert abs(metrics["auc"][name] - roc_auc_score(labels, scores)) <= bound + 1e-9, name
+        assert metrics["calibration"][name] == pytest.approx(scores.mean() / labels.mean()), name
+    # The near misses (CTCVR scored by CTR alone, CVR on every row) are told apart.
+    gaps = {"ctcvr": roc_auc_score(conversion, ctr * cvr) - roc_auc_score(conversion, ctr),
+            "cvr": (roc_auc_score(conversion[clicked], cvr[clicked])
+                    - roc_auc_score(conversion, cvr))}
+    assert all(abs(gap) > 4 * metrics["auc_max_error"][name] for name, gap in gaps.items())
 
 
 def test_missing_ticket_mask_is_refused(toy_inputs):

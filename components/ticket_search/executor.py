@@ -9,11 +9,12 @@ from tfx.types import artifact_utils
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
 from modules import plots, pruning, ticket_search
-from modules.training import MaskedTrainer, snapshot
+from modules.training import MaskedTrainer, restore, snapshot
 from pipeline.config import Config
 
 THETA0_DIR = "theta0"
 REWIND_DIR = "rewind"
+TICKETS_DIR = "tickets"
 REPORT_FILE = "ticket_report.json"
 PLOT_FILE = "pruning_curves.png"
 
@@ -21,6 +22,12 @@ PLOT_FILE = "pruning_curves.png"
 def theta0_prefix(masks_uri):
     """Checkpoint prefix of θ0 inside a TaskMasks artifact."""
     return os.path.join(masks_uri, THETA0_DIR, "ckpt")
+
+
+def ticket_prefix(masks_uri, task):
+    """Checkpoint prefix of `task`'s chosen round's trained weights (its ticket as trained alone),
+    which MTL serves the task from if it lost to it on validation."""
+    return os.path.join(masks_uri, TICKETS_DIR, task, "ckpt")
 
 
 def start_prefix(masks_uri):
@@ -47,7 +54,8 @@ class Executor(base_executor.BaseExecutor):
 
 
 def run_search(inputs, config, out_uri, log_dir=None):
-    """Search every task, write masks, θ0 (and the rewind point), report and plot under `out_uri`.
+    """Search every task; write masks, θ0 (and the rewind point), each task's chosen round's
+    trained weights, report and plot under `out_uri`.
 
     Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only.
     """
@@ -73,6 +81,8 @@ def run_search(inputs, config, out_uri, log_dir=None):
                                             config.ticket.max_density,
                                             config.ticket.selection_tolerance)
         chosen_masks[task] = chosen.masks
+        restore(network, chosen.weights)
+        checkpoint.write(ticket_prefix(out_uri, task))
         report["tasks"][task] = {
             "metric_name": "auc" if task == "ctr" else "auc_clicked",
             "selected_on": "validation", "rounds": [r.to_json() for r in results],

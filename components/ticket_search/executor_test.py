@@ -17,8 +17,8 @@ from pipeline.config import EarlyStoppingConfig
 
 
 class RecordingTrainer(MaskedTrainer):
-    """A real MaskedTrainer that also records, for each `fit`, the weights, optimizer steps and
-    masks it starts from and the kernels it keeps."""
+    """A real MaskedTrainer that also records, for each `fit`, the weights, optimizer steps,
+    whether each Adam moment is all zeros, and masks it starts from and the kernels it keeps."""
 
     fits = []
 
@@ -26,6 +26,9 @@ class RecordingTrainer(MaskedTrainer):
         kernels = self.network.prunable_weights()
         record = {"weights": snapshot(self.network),
                   "iterations": {t: int(o.iterations) for t, o in self.optimizers.items()},
+                  "zero_moments": {t: [not np.any(v.numpy()) for v in o.variables
+                                       if v is not o.iterations]
+                                   for t, o in self.optimizers.items()},
                   "masks": {t: [m.numpy().astype(bool) for m in ms]
                             for t, ms in self.masks.items()},
                   "kernels": [k.numpy().copy() for k in kernels], "tasks": list(tasks)}
@@ -38,6 +41,14 @@ class RecordingTrainer(MaskedTrainer):
 def search_config(**overrides):
     """small_config with full batches (600 rows / 60): one trace per step function, faster."""
     return small_config(**{**overrides, "model": {"batch_size": 60, **overrides.get("model", {})}})
+
+
+def stale_optimizers(fit):
+    """The tasks (trained or holding an optimizer) whose optimizer a recorded fit starts with is
+    missing, or not at step 0 with every Adam moment (m and v of each variable) all zeros."""
+    return [t for t in sorted(set(fit["tasks"]) | set(fit["zero_moments"]))
+            if fit["iterations"].get(t) != 0 or not fit["zero_moments"].get(t)
+            or not all(fit["zero_moments"][t])]
 
 
 def same(a, b):
@@ -108,7 +119,7 @@ def test_every_round_starts_from_theta0_with_fresh_optimizer(search, inputs):
     theta0 = checkpoint_values(inputs, executor.theta0_prefix(str(out)))
     for fit in fits:
         assert same(fit["weights"], theta0)
-        assert all(i == 0 for i in fit["iterations"].values())
+        assert not stale_optimizers(fit)
     assert report["rewind_step"] == 0
     assert executor.start_prefix(str(out)) == executor.theta0_prefix(str(out))
     assert not os.path.exists(out / executor.REWIND_DIR)
@@ -238,7 +249,7 @@ def test_late_rewinding_starts_every_round_from_the_stored_rewind_point(rewound,
     assert report["rewind_step"] == 3 and len(fits) == 2 * 3
     for fit in fits:                               # round 0 included, for both tasks
         assert same(fit["weights"], rewind)
-        assert all(i == 0 for i in fit["iterations"].values())
+        assert not stale_optimizers(fit)
     assert not same(rewind, checkpoint_values(inputs, executor.theta0_prefix(str(out))))
 
 
@@ -251,7 +262,7 @@ def test_mtl_starts_from_the_rewind_point(rewound, inputs, monkeypatch):
     (start,) = RecordingTrainer.fits
     rewind = checkpoint_values(inputs, rewind_prefix(out))
     assert same(start["weights"], rewind) and same(start["weights"], fits[0]["weights"])
-    assert all(i == 0 for i in start["iterations"].values())
+    assert not stale_optimizers(start)
 
 
 def test_masks_round_trip_without_pickle_and_report_matches(search):
@@ -272,3 +283,19 @@ def test_masks_round_trip_without_pickle_and_report_matches(search):
     overlap = pruning.overlap(loaded["ctr"], loaded["cvr"])
     assert overlap["shared"] == report["overlap"]["shared"]
     assert os.listdir(out / "logs" / "ctr")
+
+
+def test_each_task_stores_the_weights_its_chosen_round_kept(search, inputs):
+    """`tickets/<task>/` holds the chosen round's trained weights (what MTL compares with and,
+    on negative transfer, serves), not another round's."""
+    _, report, out, fits = search
+    per_task = {"ctr": fits[:3], "cvr": fits[3:]}
+    for task, result in report["tasks"].items():
+        network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}), mtl.TASKS)
+        tf.train.Checkpoint(network=network).read(
+            executor.ticket_prefix(str(out), task)).assert_existing_objects_matched()
+        kernels = [k.numpy() for k in network.prunable_weights()]
+        rounds = [f["kernels_after"] for f in per_task[task]]
+        assert same(kernels, rounds[result["chosen_round"]])
+        assert not any(same(kernels, r) for i, r in enumerate(rounds)
+                       if i != result["chosen_round"])

@@ -60,7 +60,8 @@ BAD = [
     ({"data": {"validation_share": 1.0}}, "data.validation_share = 1.0 must be in (0, 1)"),
     ({"data": {"split_key": "request_id"}}, "data.split_key = 'request_id'"),
     ({"data": {"split_key": "label"}}, "data.split_key = 'label' must be empty"),
-    # early stopping
+    # early stopping and negative transfer
+    ({"mtl": {"negative_transfer": "ignore"}}, "mtl.negative_transfer = 'ignore' must be"),
     ({"ticket": {"stopping": {"patience": 0}}}, "ticket.stopping.patience = 0"),
     ({"mtl": {"stopping": {"patience": 0}}}, "mtl.stopping.patience = 0"),
     ({"mtl": {"stopping": {"max_epochs": 0}}}, "mtl.stopping.max_epochs = 0"),
