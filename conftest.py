@@ -69,6 +69,12 @@ def toy_inputs(tmp_path):
     return toy_training_inputs(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def module_toy_inputs(tmp_path_factory):
+    """`toy_training_inputs` once per module (for modules whose searches are the cost)."""
+    return toy_training_inputs(tmp_path_factory.mktemp("toy"))
+
+
 def tiny_pipeline_config(**overrides):
     """Whole-pipeline config for CI: small data, small MLP, in-process Beam, reachable gates."""
     base = {"data": {"synthetic_rows": 800},

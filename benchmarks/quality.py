@@ -10,13 +10,16 @@ search drew. Arms:
   all-ones masks); its CTCVR score is the product of the two single-task models' scores;
 - `hard_sharing`: one shared dense network, both tasks (`mtl.masks = "ones"`);
 - `lt4rec`: ticket search per task (`run_search`, as the TicketSearch component), then masked MTL
-  through the tickets (as the MTLTrainer component).
+  through the tickets and the negative-transfer guard (as the MTLTrainer component: a task whose
+  MTL validation AUC is below its ticket's is served from the ticket's weights);
+- `lt4rec_mtl_only`: the same MTL weights without the guard (what shipped before it).
 Metrics: CTR AUC (all rows), CVR AUC (clicked rows), CTCVR AUC (all rows, score ctr × cvr).
 The seed sets model initialisation, dropout and batch order; data and splits are fixed by the run.
 Std is the sample standard deviation (ddof=1). `differences` gives paired per-seed differences.
 `--dataset small_logs` measures on a run over 4,300 rows of the generator's `small_logs` profile
 (long-tailed ids, most seen once or twice; train/ and eval/ given 80/20, validation carved out of
-train), like a small sample of real logs.
+train), like a small sample of real logs; `--dataset conflict` on the same size of the `conflict`
+profile (small_logs with partly conflicting tasks, where negative transfer shows).
 """
 import dataclasses
 import os
@@ -30,12 +33,14 @@ from benchmarks import common
 
 NAME = "quality"
 METRICS = ("ctr", "cvr", "ctcvr")
-ARMS = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec")
+ARMS = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec_mtl_only", "lt4rec")
 ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
               "dense_single_task": "dense single-task", "hard_sharing": "hard sharing (ones)",
-              "lt4rec": "LT4REC sparse sharing"}
+              "lt4rec_mtl_only": "LT4REC, MTL weights only (no guard)",
+              "lt4rec": "LT4REC sparse sharing (as shipped)"}
 # --dataset: (rows, generator profile, write train/ and eval/ subdirectories).
-DATASETS = {"default": None, "small_logs": (4300, "small_logs", True)}
+DATASETS = {"default": None, "small_logs": (4300, "small_logs", True),
+            "conflict": (4300, "conflict", True)}
 
 
 def _parser():
@@ -63,7 +68,7 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
     """{arm: {ctr, cvr, ctcvr, validation, train_s}} and the ticket summary for one seed."""
     import tf_keras as keras
 
-    from components.ticket_search.executor import run_search, start_prefix
+    from components.ticket_search.executor import run_search, start_prefix, ticket_prefix
     from modules import mtl
     keras.utils.set_random_seed(seed)
     lt_config = _with_seed(config, seed, "tickets")
@@ -79,8 +84,13 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
 
         start = time.perf_counter()
         _, trainer, _, fit = mtl.train(inputs, lt_config, tickets, theta0)
-        out["lt4rec"] = _arm(trainer, inputs, search_s + time.perf_counter() - start,
-                             search_s=search_s, epochs=fit.epochs_trained)
+        seconds = search_s + time.perf_counter() - start
+        out["lt4rec_mtl_only"] = _arm(trainer, inputs, seconds, epochs=fit.epochs_trained,
+                                      kept=fit.kept)
+        guard = mtl.guard_negative_transfer(trainer, inputs, lt_config, tickets,
+                                            {t: ticket_prefix(tmp, t) for t in tickets})
+        out["lt4rec"] = _arm(trainer, inputs, seconds, search_s=search_s,
+                             epochs=fit.epochs_trained, negative_transfer=guard)
 
         start = time.perf_counter()
         _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0)
@@ -122,7 +132,7 @@ def summarise(per_seed):
                                                         for s in per_seed]))
                                    for task in ("ctr", "cvr")}
     differences = {}
-    for other in ("logistic_regression", "hard_sharing", "dense_single_task"):
+    for other in ("logistic_regression", "hard_sharing", "dense_single_task", "lt4rec_mtl_only"):
         differences[f"lt4rec_minus_{other}"] = {}
         for metric in METRICS:
             diff = [s["lt4rec"][metric] - s[other][metric] for s in per_seed]
@@ -197,6 +207,12 @@ def render(result):
     densities = ", ".join(f"seed {t['seed']}: ctr {t['ctr']['density']:.2f} / "
                           f"cvr {t['cvr']['density']:.2f}" for t in result["tickets"])
     text.append(f"ticket densities: {densities}")
+    flagged = [f"seed {s['seed']}: {task} (MTL {g['mtl_validation_auc']:.4f} < ticket "
+               f"{g['ticket_validation_auc']:.4f} on validation; eval {g['mtl_eval_auc']:.4f} -> "
+               f"{g['ticket_eval_auc']:.4f})"
+               for s in result["per_seed"] for task, g in s["lt4rec"]["negative_transfer"].items()
+               if g["mtl_lost"]]
+    text.append("negative transfer (served from the ticket): " + ("; ".join(flagged) or "none"))
     return "\n".join(text)
 
 

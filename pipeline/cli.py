@@ -53,9 +53,11 @@ def _parser():
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
     synth.add_argument("--seed", type=int, default=Config().data.synthetic_seed)
     synth.add_argument("--splits", action="store_true", help="write train/ and eval/ subdirectories")
-    synth.add_argument("--profile", choices=("default", "small_logs"), default="default",
+    synth.add_argument("--profile", choices=("default", "small_logs", "conflict"),
+                       default="default",
                        help="pool sizes and logging (see pipeline.synthetic_data): small_logs is "
-                       "like a ~4k-row production sample, most ids seen once or twice")
+                       "like a ~4k-row production sample, most ids seen once or twice; conflict "
+                       "is small_logs with partly conflicting tasks")
     return parser
 
 

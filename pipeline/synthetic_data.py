@@ -15,7 +15,13 @@ The output has exactly the 24 raw features of `modules.features`, serialized as 
   FEA_IXFTAG occur at most twice (together 85%, 65%, 50% and 56% of their occurrences); heads
   remain (at 4,300 rows the most frequent CP occurs ~100 times, the most frequent tag ~500).
 
-Both profiles tell the same story below, with the same click and completion rates.
+- "conflict": small_logs' pools and logging, with tasks that partly conflict: completion follows
+  a second, independent user taste (not the one clicks follow) and falls with the video appeal
+  and the algorithm effect that raise clicks (`_CONFLICT`). What helps one task then hurts or
+  says nothing about the other, so sharing can cost a task (negative transfer); the quality
+  benchmark measures it there.
+
+All profiles tell the same story below, with the same click and completion rates.
 
 Generative story
 ----------------
@@ -83,8 +89,11 @@ _NO_UGROUP = 0.03
 _NO_ORDER = 0.03
 
 Simulation = collections.namedtuple("Simulation", "columns click_logit completion_logit")
-# sizes: rows -> pool sizes; kept_extra: see `_requests`.
-Profile = collections.namedtuple("Profile", "sizes kept_extra")
+# sizes: rows -> pool sizes; kept_extra: see `_requests`; conflict: see `_logits`.
+Profile = collections.namedtuple("Profile", "sizes kept_extra conflict")
+# "conflict" profile: completion's weights on the second taste, on video appeal and on the
+# algorithm effect (both of which raise clicks).
+_CONFLICT = {"taste": 1.5, "appeal": -1.0, "algid": -1.5}
 
 
 def simulate(rows: int, seed: int, profile: str = "default") -> Simulation:
@@ -93,11 +102,11 @@ def simulate(rows: int, seed: int, profile: str = "default") -> Simulation:
         raise ValueError(f"rows must be >= 1, got {rows}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
-    sizes, kept_extra = PROFILES[profile]
+    sizes, kept_extra, conflict = PROFILES[profile]
     rng = np.random.default_rng(seed)
     world = _world(rng, sizes(rows))
     logs = _logs(rng, world, rows, kept_extra)
-    click, completion = _logits(rng, world, logs)
+    click, completion = _logits(rng, world, logs, conflict)
     labels, cvrlabels, pctr = _labels(rng, click, completion)
     columns = _columns(world, logs)
     columns[features.LABEL] = labels.tolist()
@@ -188,8 +197,9 @@ def _icat2_size(rows):
     return int(np.clip(round(100 * (rows / 20000) ** 0.25), 30, 1000))
 
 
-PROFILES = {"default": Profile(_default_sizes, None),
-            "small_logs": Profile(_small_logs_sizes, 0.3)}
+PROFILES = {"default": Profile(_default_sizes, None, False),
+            "small_logs": Profile(_small_logs_sizes, 0.3, False),
+            "conflict": Profile(_small_logs_sizes, 0.3, True)}
 
 
 def _world(rng, sizes):
@@ -323,7 +333,7 @@ def _pick_items(rng, world, users, from_interests):
     return _sample_within(rng, world["item_cat"], world["item_weight"], category)
 
 
-def _logits(rng, world, logs):
+def _logits(rng, world, logs, conflict=False):
     item, user, source = logs["item"], logs["user"], logs["source"]
     category = world["item_cat"][item]
     cover = world["item_cover"][item]
@@ -337,6 +347,13 @@ def _logits(rng, world, logs):
     completion = (affinity + world["cp_quality"][world["item_cp"][item]]
                   + world["cat_completion"][category] + _COVER_COMPLETION[cover]
                   - 0.6 * np.log(world["item_duration"][item] / 90))
+    if conflict:        # drawn last, so the other profiles' streams stay as they were
+        second_taste = rng.normal(0, 1 / np.sqrt(_LATENT_DIM),
+                                  world["user_taste"].shape)[user]
+        completion += (_CONFLICT["taste"] * np.einsum("ij,ij->i", second_taste,
+                                                      world["cat_vector"][category])
+                       - 1.5 * taste + _CONFLICT["appeal"] * world["item_appeal"][item]
+                       + _CONFLICT["algid"] * algid_effect[logs["algid"]])
     click += _offset_for_mean(click, CLICK_RATE, np.ones_like(click))
     completion += _offset_for_mean(completion, COMPLETION_RATE, _sigmoid(click))
     return click, completion

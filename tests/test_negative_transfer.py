@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_config, toy_training_inputs
+from conftest import small_config
 from modules import inputs as inputs_lib
 from modules import mtl
 from modules.training import MaskedTrainer
@@ -30,9 +30,9 @@ def _ticket(inputs, config, directory, task, masks, train):
 
 
 @pytest.fixture(scope="module")
-def toy_inputs(tmp_path_factory):
-    """conftest's toy inputs, once for the module."""
-    return toy_training_inputs(tmp_path_factory.mktemp("toy"))
+def toy_inputs(module_toy_inputs):
+    """conftest's toy inputs, once for the module (the tickets are the cost)."""
+    return module_toy_inputs
 
 
 @pytest.fixture(scope="module")

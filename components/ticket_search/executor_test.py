@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from components.ticket_search import executor
-from conftest import small_config, toy_training_inputs
+from conftest import small_config
 from modules import data, features, mtl, pruning, ticket_search
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
@@ -78,9 +78,9 @@ def recorded_search(inputs, config, out, log_dir=None):
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    """The toy inputs of conftest's `toy_inputs`, once per module (the searches are the cost)."""
-    return toy_training_inputs(tmp_path_factory.mktemp("toy"))
+def inputs(module_toy_inputs):
+    """conftest's toy inputs, once per module (the searches are the cost)."""
+    return module_toy_inputs
 
 
 @pytest.fixture(scope="module")
