@@ -196,7 +196,7 @@ class MaskedTrainer:
                 if improved(auc, best[task]["auc"], error, best[task]["error"],
                             stopping.min_delta):
                     best[task].update(auc=auc, error=error, index=len(checks) - 1,
-                                      own=own and own[task].values())
+                                      own=own[task].values() if own else None)
                     stale[task] = 0
                 else:
                     stale[task] += 1

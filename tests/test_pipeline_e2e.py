@@ -216,8 +216,9 @@ def _execution_inputs(layout, artifact):
 
 def test_a_candidate_worse_than_the_blessed_model_is_neither_blessed_nor_pushed(run):
     """No-regression gate, lower bounds at 0: an MTL model left near its random start (tiny loss
-    weights scale each task's learning rate; one epoch) loses more than max_auc_regression
-    against the latest blessed model (the first run's), so the change threshold fails.
+    weights scale each task's learning rate; one epoch; `negative_transfer: report`, so its
+    tickets do not stand in for it) loses more than max_auc_regression against the latest
+    blessed model (the first run's), so the change threshold fails.
 
     Runs last in this module: it retrains on the shared root (later tests would see its runs).
     """
@@ -228,7 +229,8 @@ def test_a_candidate_worse_than_the_blessed_model_is_neither_blessed_nor_pushed(
     first_push = run["summary"]["pushed_model"]
     before = sorted(os.listdir(layout.serving_dir))
     config = tiny_pipeline_config(
-        mtl={"loss_weights": {"ctr": 1e-6, "cvr": 1e-6}, "stopping": {"max_epochs": 1}},
+        mtl={"loss_weights": {"ctr": 1e-6, "cvr": 1e-6}, "stopping": {"max_epochs": 1},
+             "negative_transfer": "report"},
         evaluation={"max_auc_regression": REGRESSION_TOLERANCE})
     assert config.evaluation.ctr_auc_lower_bound == config.evaluation.cvr_auc_lower_bound == 0.0
     outputs = local_runner.run(str(run["data"]), str(run["root"]), config)
