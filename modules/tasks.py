@@ -62,6 +62,14 @@ def eval_rows(name, batch):
     raise KeyError(name)
 
 
+def class_rules(data_config):
+    """Each task's rows and classes as SplitExampleGen's validation sizing reads the raw records
+    (`task_classes`): CTR all rows, clicked or not; CVR clicked rows, converted or not."""
+    return [{"task": "ctr", "label": features.LABEL, "threshold": 1, "among": ""},
+            {"task": "cvr", "label": features.CVR_LABEL, "threshold": data_config.cvr_threshold,
+             "among": features.LABEL}]
+
+
 def defined_auc(name, result):
     """The AUC of a streamed `result`; MetricUndefinedError if its rows hold a single class."""
     if result["auc"] is None:

@@ -41,6 +41,12 @@ class DataConfig:
     # remote roots are probed when ExampleGen runs), else "train".
     validation_from: str = "auto"
     validation_share: float = 0.1
+    # Small data: a hashed or carved validation grows (taking train records by the same hash)
+    # until each task's rarer class (CTR: clicks or non-clicks; CVR: conversions or not, among
+    # clicked rows) is expected to hold this many validation rows, up to `validation_max_share`
+    # of the records it is taken from (a warning says when that cap leaves it short); 0: off.
+    validation_min_class_rows: int = 100
+    validation_max_share: float = 0.25
     # What the split hash reads: a feature name keeps every record with the same value in one
     # split. The default, the request id "seqnum", keeps each request's impressions together in
     # all three splits (and in the carved validation), so validation and eval never see a
@@ -351,6 +357,11 @@ class Config:
                "must be 'auto', 'directory' or 'train'")
         _check(0 < self.data.validation_share < 1, "data.validation_share",
                self.data.validation_share, "must be in (0, 1)")
+        _check(_is_int(self.data.validation_min_class_rows) and
+               self.data.validation_min_class_rows >= 0, "data.validation_min_class_rows",
+               self.data.validation_min_class_rows, "must be an integer >= 0 (0: off)")
+        _check(0 < self.data.validation_max_share < 1, "data.validation_max_share",
+               self.data.validation_max_share, "must be in (0, 1)")
         _check(self.data.split_key == "" or self.data.split_key in
                features.STRING_FEATURES + (features.SEQNUM,), "data.split_key",
                self.data.split_key, "must be empty (hash the whole record) or an id feature "

@@ -12,6 +12,7 @@ from components.split_example_gen.component import SplitExampleGen
 from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
+from modules import tasks
 from pipeline.config import SPLITS, Config
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
@@ -46,12 +47,16 @@ def split_configs(data_root, config):
     if mode == "auto":
         mode = "given" if local and all(
             tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")) else "hash"
+    sizing = {"min_class_rows": data.validation_min_class_rows,
+              "max_share": data.validation_max_share,
+              "rules": tasks.class_rules(data)} if data.validation_min_class_rows else None
     if mode == "hash":
         return example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="single", pattern="*")]), \
             example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
                 example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=data.split_buckets[name])
-                for name in SPLITS])), split_options(data.split_key, None, fingerprint)
+                for name in SPLITS])), split_options(data.split_key, None, fingerprint,
+                                                     sizing=sizing)
     source = data.validation_from
     if source == "auto" and local:
         source = "directory" if tf.io.gfile.isdir(os.path.join(data_root, "validation")) \
@@ -60,7 +65,8 @@ def split_configs(data_root, config):
     return example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in given]), None, \
         split_options(data.split_key, None if source == "directory" else data.validation_share,
-                      fingerprint, probe_validation=source == "auto")
+                      fingerprint, probe_validation=source == "auto",
+                      sizing=None if source == "directory" else sizing)
 
 
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):

@@ -3,6 +3,10 @@
 Hash mode: the output config's SplitConfig gives the splits and their hash buckets, as for
 ImportExampleGen. The `split_options` property holds the hash key and, in given mode without a
 validation directory, the share of the train records carved out as validation.
+
+Small data: with `sizing`, validation grows (taking records from train, by the same hash) until
+each task's rarer class is expected to hold `min_class_rows` validation rows, up to `max_share`,
+so early stopping and ticket rounds are chosen on enough positives and negatives.
 """
 import hashlib
 import json
@@ -10,26 +14,31 @@ import os
 
 import apache_beam as beam
 import tensorflow as tf
+from absl import logging
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 CARVE_BUCKETS = 1000     # resolution of the validation share carved out of train
+GROW_RESOLUTION = 10 ** 6  # resolution of the share of train records moved to a grown validation
 SPLIT_OPTIONS_KEY = "split_options"
 
 
-def split_options(split_key, carve_share=None, code_fingerprint=None, probe_validation=False):
+def split_options(split_key, carve_share=None, code_fingerprint=None, probe_validation=False,
+                  sizing=None):
     """SplitExampleGen's `split_options` (JSON): hash key ("" = whole record), carved share.
 
     `probe_validation` (given mode): at run time, read `<input_base>/validation/` as the
     validation split when it exists, else carve `carve_share` out of train; this is how
     `data.validation_from: auto` works on roots the compiling machine does not read (gs://, s3://).
-    `code_fingerprint` only changes the property, so a code change is not served from the cache.
+    `sizing` (a hashed or carved validation only): {"min_class_rows", "max_share", "rules"}, the
+    rules as `task_classes` reads them. `code_fingerprint` only changes the property, so a code
+    change is not served from the cache.
     """
     return json.dumps({"split_key": split_key, "carve_share": carve_share,
                        "code_fingerprint": code_fingerprint,
-                       "probe_validation": probe_validation}, sort_keys=True)
+                       "probe_validation": probe_validation, "sizing": sizing}, sort_keys=True)
 
 
 def split_hash(example, split_key):
@@ -45,10 +54,72 @@ def split_hash(example, split_key):
         deterministic=True)).hexdigest(), 16)
 
 
-def _bucket_partition(record, num_partitions, bounds, split_key):
-    """Index of the split whose cumulative bucket bound first exceeds the record's bucket."""
-    bucket = split_hash(record, split_key) % bounds[-1]
-    return next(i for i, bound in enumerate(bounds) if bucket < bound)
+def _bucket_partition(record, num_partitions, bounds, split_key, grow=None):
+    """Index of the split whose cumulative bucket bound first exceeds the record's bucket.
+
+    `grow` = (donor, receiver, fraction): that fraction of the donor split's records, chosen by
+    the hash's higher digits, go to the receiver instead (0: the split as TFX makes it).
+    """
+    digest = split_hash(record, split_key)
+    index = next(i for i, bound in enumerate(bounds) if digest % bounds[-1] < bound)
+    if grow and index == grow[0] and \
+            (digest // bounds[-1]) % GROW_RESOLUTION < grow[2] * GROW_RESOLUTION:
+        return grow[1]
+    return index
+
+
+def _value(feature):
+    kind = feature.WhichOneof("kind")
+    values = getattr(feature, kind).value if kind else []
+    return values[0] if len(values) else None
+
+
+def task_classes(record, rules):
+    """(task, 0/1) for every task whose rows hold this record: a rule {"task", "label",
+    "threshold", "among"} puts the record in class `label >= threshold` when `among` is empty or
+    the record's `among` value is >= 1 (CVR: clicked rows). Records missing a label count for no
+    class (the data validator refuses them later, naming the feature)."""
+    feature = record.features.feature
+    found = []
+    for rule in rules:
+        among = _value(feature[rule["among"]]) if rule["among"] in feature else None
+        if rule["among"] and (among is None or among < 1):
+            continue
+        label = _value(feature[rule["label"]]) if rule["label"] in feature else None
+        if label is not None:
+            found.append((rule["task"], int(label >= rule["threshold"])))
+    return found
+
+
+def grown_share(counts, base, sizing):
+    """The validation share (of the records counted) that gives each task's rarer class
+    `min_class_rows` expected validation rows: at least `base`, at most `max_share` (warned)."""
+    tasks = [rule["task"] for rule in sizing["rules"]]
+    rarer = {t: min(counts.get((t, 0), 0), counts.get((t, 1), 0)) for t in tasks}
+    wanted = max([base] + [sizing["min_class_rows"] / max(rarer[t], 1) for t in tasks])
+    share = min(wanted, max(base, sizing["max_share"]))
+    if share < wanted:
+        logging.warning(
+            "validation holds fewer than data.validation_min_class_rows=%d rows of some task's "
+            "rarer class even at data.validation_max_share=%.2f (rarer-class rows per task in "
+            "the data it is taken from: %s); choices made on validation will be noisy",
+            sizing["min_class_rows"], share, rarer)
+    logging.info("validation share %.4f (base %.4f; rarer-class rows per task: %s)",
+                 share, base, rarer)
+    return share
+
+
+def _sized(records, base, donor_share, donor, receiver, sizing, label):
+    """Side input: the `grow` of `_bucket_partition` that brings validation to `grown_share`."""
+    def grow(counts):
+        share = grown_share(dict(counts), base, sizing)
+        return donor, receiver, (share - base) / donor_share
+    return beam.pvalue.AsSingleton(
+        records
+        | f"TaskClasses[{label}]" >> beam.FlatMap(task_classes, sizing["rules"])
+        | f"CountClasses[{label}]" >> beam.combiners.Count.PerElement()
+        | f"ToList[{label}]" >> beam.combiners.ToList()
+        | f"Grow[{label}]" >> beam.Map(grow))
 
 
 class Executor(import_executor.Executor):
@@ -64,14 +135,22 @@ class Executor(import_executor.Executor):
         read = self.GetInputSourceToExamplePTransform()
         key = options["split_key"]
         if output_config.split_config.splits:
+            names = [split.name for split in output_config.split_config.splits]
             bounds = []
             for split in output_config.split_config.splits:
                 bounds.append((bounds[-1] if bounds else 0) + split.hash_buckets)
-            parts = (pipeline
-                     | "InputToRecord" >> read(exec_properties, input_config.splits[0].pattern)
-                     | "SplitData" >> beam.Partition(_bucket_partition, len(bounds), bounds, key))
-            splits = {split.name: part
-                      for split, part in zip(output_config.split_config.splits, parts)}
+            records = pipeline | "InputToRecord" >> read(exec_properties,
+                                                         input_config.splits[0].pattern)
+            grow = None
+            if options.get("sizing") and {"train", "validation"} <= set(names):
+                train, validation = names.index("train"), names.index("validation")
+                width = [b - (bounds[i - 1] if i else 0) for i, b in enumerate(bounds)]
+                grow = _sized(records, width[validation] / bounds[-1],
+                              width[train] / bounds[-1], train, validation, options["sizing"],
+                              "all")
+            parts = records | "SplitData" >> beam.Partition(
+                _bucket_partition, len(bounds), bounds, key, grow)
+            splits = dict(zip(names, parts))
         else:
             patterns = {split.name: split.pattern for split in input_config.splits}
             if options.get("probe_validation") and tf.io.gfile.isdir(os.path.join(
@@ -81,8 +160,11 @@ class Executor(import_executor.Executor):
                       for name, pattern in patterns.items()}
             if options["carve_share"] and "validation" not in splits:
                 bounds = [round(options["carve_share"] * CARVE_BUCKETS), CARVE_BUCKETS]
-                validation, train = splits.pop("train") | "CarveValidation" >> beam.Partition(
-                    _bucket_partition, 2, bounds, key)
+                records = splits.pop("train")
+                grow = _sized(records, bounds[0] / CARVE_BUCKETS, 1 - bounds[0] / CARVE_BUCKETS,
+                              1, 0, options["sizing"], "train") if options.get("sizing") else None
+                validation, train = records | "CarveValidation" >> beam.Partition(
+                    _bucket_partition, 2, bounds, key, grow)
                 splits = {"train": train, "validation": validation, **splits}
         # Do() named the splits from the input/output configs; a carved split is not among them.
         self._examples.split_names = artifact_utils.encode_split_names(list(splits))

@@ -96,7 +96,7 @@ def test_hash_buckets_give_the_configured_fractions():
 def test_split_options_carry_key_share_and_fingerprint():
     options = json.loads(executor.split_options("seqnum", 0.2, "abc"))
     assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc",
-                       "probe_validation": False}
+                       "probe_validation": False, "sizing": None}
     assert executor.split_options("", None, "abc") != executor.split_options("", None, "abd")
 
 
@@ -215,3 +215,84 @@ def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
     assert [s.name for s in input_config.splits] == ["train", "eval"]
     assert json.loads(options)["probe_validation"] is probed
     assert json.loads(options)["carve_share"] == 0.1
+
+
+CTR_ONLY = [{"task": "ctr", "label": "label", "threshold": 1, "among": ""}]
+
+
+def test_task_classes_follow_the_rules():
+    from pipeline.config import DataConfig
+    from modules import tasks
+    rules = tasks.class_rules(DataConfig())
+    clicked = make_example("s1", "u1", label=1)
+    clicked.features.feature["cvrlabel"].float_list.value.append(0.9)
+    unclicked = make_example("s2", "u2", label=0)
+    unclicked.features.feature["cvrlabel"].float_list.value.append(0.0)
+    assert executor.task_classes(clicked, rules) == [("ctr", 1), ("cvr", 1)]
+    assert executor.task_classes(unclicked, rules) == [("ctr", 0)]      # CVR: clicked rows only
+    clicked.features.feature["cvrlabel"].float_list.value[0] = 0.5
+    assert executor.task_classes(clicked, rules) == [("ctr", 1), ("cvr", 0)]
+    assert executor.task_classes(make_example("s3", "u3", order=("seqnum",)), rules) == []
+
+
+def test_grown_share_gives_each_task_enough_rows_of_its_rarer_class():
+    sizing = {"min_class_rows": 100, "max_share": 0.25,
+              "rules": [{"task": "ctr"}, {"task": "cvr"}]}
+    counts = {("ctr", 0): 5000, ("ctr", 1): 2000, ("cvr", 0): 500, ("cvr", 1): 1500}
+    assert executor.grown_share(counts, 0.1, sizing) == pytest.approx(100 / 500)  # CVR decides
+    plenty = {key: 10 * value for key, value in counts.items()}
+    assert executor.grown_share(plenty, 0.1, sizing) == 0.1                 # base is enough
+    assert executor.grown_share({("ctr", 0): 10, ("ctr", 1): 10}, 0.1, sizing) == 0.25  # capped
+    assert executor.grown_share({}, 0.3, sizing) == 0.3                     # never below base
+
+
+def _class_rows(split, label=1):
+    return sum(e.features.feature["label"].int64_list.value[0] == label for e in split)
+
+
+def _skewed(count, seed):
+    """Records with ~5% clicks, 20 per request."""
+    rng = np.random.default_rng(seed)
+    return [make_example(f"s{i // 20}", f"u{i}", int(rng.random() < 0.05)) for i in range(count)]
+
+
+def test_a_carved_validation_grows_to_the_rarer_class_minimum(tmp_path):
+    train, given_eval = _skewed(4000, seed=1), many(50, seed=2)   # ~200 clicks in train
+    _write(str(tmp_path / "data" / "train" / "part.gz"), train)
+    _write(str(tmp_path / "data" / "eval" / "part.gz"), given_eval)
+    given = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in ("train", "eval")])
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "data").symlink_to(tmp_path / "data")
+    plain = _run(tmp_path / "plain", given, example_gen_pb2.Output(),
+                 executor.split_options("seqnum", 0.1))
+    sizing = {"min_class_rows": 60, "max_share": 0.5, "rules": CTR_ONLY}
+    sized = _run(tmp_path, given, example_gen_pb2.Output(),
+                 executor.split_options("seqnum", 0.1, sizing=sizing))
+    assert _serialized(sized["train"] + sized["validation"]) == _serialized(train)
+    assert _serialized(sized["eval"]) == _serialized(given_eval)
+    share = 60 / _class_rows(train)
+    assert len(sized["validation"]) / len(train) == pytest.approx(share, abs=0.08)
+    assert _class_rows(plain["validation"]) < 40 <= _class_rows(sized["validation"])
+    # It grows by taking train records: what the plain carve held stays in validation.
+    assert set(_serialized(plain["validation"])) < set(_serialized(sized["validation"]))
+    assert not _requests(sized["train"]) & _requests(sized["validation"])
+
+
+def test_a_hashed_validation_grows_out_of_train_and_leaves_eval_alone(tmp_path):
+    records = _skewed(4000, seed=3)
+    _write(str(tmp_path / "data" / "part.gz"), records)
+    hashed = (example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single", pattern="*")]),
+        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])))
+    sizing = {"min_class_rows": 1000, "max_share": 0.2, "rules": CTR_ONLY}   # the cap binds
+    splits = _run(tmp_path, *hashed, executor.split_options("seqnum", sizing=sizing))
+    expected = partitions(records, HASH_BOUNDS, "seqnum")
+    assert _serialized(splits["eval"]) == _serialized(
+        [r for r, i in zip(records, expected) if i == 2])
+    assert len(splits["validation"]) / len(records) == pytest.approx(0.2, abs=0.06)
+    assert set(_serialized([r for r, i in zip(records, expected) if i == 1])) < \
+        set(_serialized(splits["validation"]))
+    assert not _requests(splits["train"]) & _requests(splits["validation"])

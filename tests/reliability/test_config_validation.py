@@ -58,6 +58,8 @@ BAD = [
     ({"data": {"validation_from": "eval"}}, "data.validation_from = 'eval' must be"),
     ({"data": {"validation_share": 0.0}}, "data.validation_share = 0.0 must be in (0, 1)"),
     ({"data": {"validation_share": 1.0}}, "data.validation_share = 1.0 must be in (0, 1)"),
+    ({"data": {"validation_min_class_rows": -1}}, "data.validation_min_class_rows = -1 must be"),
+    ({"data": {"validation_max_share": 1.0}}, "data.validation_max_share = 1.0 must be in (0, 1)"),
     ({"data": {"split_key": "request_id"}}, "data.split_key = 'request_id'"),
     ({"data": {"split_key": "label"}}, "data.split_key = 'label' must be empty"),
     # early stopping and negative transfer
