@@ -402,11 +402,35 @@ def _summary_section(run):
              ("pushed model", _f(run["pushed"]))]
     parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {v}</li>" for k, v in facts)
                  + "</ul>")
+    parts.append(_transfer_section(training))
     parts.append('<p class="note">Validation AUCs chose the ticket rounds and stopped training; '
                  'eval AUCs are reported and gated only. CTR AUC over all rows, CVR AUC over '
                  'clicked rows (conversion label), CTCVR AUC over all rows with score ctr × cvr. '
                  'Calibration: mean prediction / mean label on those rows.</p>')
     return "\n".join(parts)
+
+
+def _transfer_section(training):
+    """Per task: masked MTL against its own ticket (the negative-transfer guard), what serves it,
+    and which weights early stopping kept."""
+    guard = training.get("negative_transfer") or {}
+    stopping = training.get("early_stopping") or {}
+    rows = [[task.upper(), f"{_f(g['mtl_validation_auc'])} / {_f(g['mtl_eval_auc'])}",
+             f"{_f(g['ticket_validation_auc'])} / {_f(g['ticket_eval_auc'])}",
+             "yes" if g["mtl_lost"] else "no", html.escape(g["served_by"]),
+             _f((stopping.get("task_best_check") or {}).get(task))]
+            for task, g in sorted(guard.items())]
+    if not rows:
+        return ""
+    return "\n".join([
+        "<h3>Negative transfer: masked MTL against each task's own ticket</h3>",
+        _table(["task", "masked MTL AUC (val / eval)", "own ticket alone (val / eval)",
+                "MTL lost on validation", "served by", "task's best check"], rows),
+        f'<p class="note">Early stopping kept {html.escape(str(stopping.get("kept", "-")))} '
+        f'(shared weights from check {_f(stopping.get("best_check"))}). A task whose MTL '
+        f'validation AUC is below its ticket\'s is flagged and, with '
+        f'<code>mtl.negative_transfer: serve_ticket</code>, served from its ticket\'s weights; '
+        f'the table above then shows the served model.</p>'])
 
 
 def _pruning_section(run, out_dir):

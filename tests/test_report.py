@@ -69,6 +69,19 @@ def test_report_shows_the_run_numbers(run, rendered):
     assert result["pushed_model"] in page
 
 
+def test_report_shows_the_negative_transfer_guard_per_task(run, rendered):
+    page = rendered["page"]
+    section = page[page.index("Negative transfer"):]
+    for task in ("ctr", "cvr"):
+        guard = run["summary"][task]["negative_transfer"]
+        row = section[section.index(f"<td>{task.upper()}</td>"):]
+        row = row[:row.index("</tr>")]
+        for key in ("mtl_validation_auc", "ticket_validation_auc", "ticket_eval_auc"):
+            assert f"{guard[key]:.4f}" in row, (task, key)
+        assert f"<td>{guard['served_by']}</td>" in row
+        assert f"<td>{'yes' if guard['mtl_lost'] else 'no'}</td>" in row
+
+
 def test_report_shows_every_pruning_round_and_the_mask_densities(run, rendered):
     page = rendered["page"]
     masks_uri = run["outputs"]["TicketSearch"]["masks"][0].uri
