@@ -107,7 +107,7 @@ def out_path(args, name):
 
 def load_config(args):
     """The Config the script measures: defaults (or --config), with the quick overrides."""
-    from pipeline.config import Config
+    from modules.config import Config
     return Config.load(args.config, QUICK_OVERRIDES if args.quick else None)
 
 
@@ -147,17 +147,18 @@ def finished_outputs(root, config):
 
 
 def ensure_run(args, config, profile="default", splits=False):
-    """A Run for `--root` (or the default root under --work), running the pipeline if needed on
-    synthetic data of the generator's `profile`."""
+    """A Run for `--root` (used as it is), or for the default root under --work, which is always
+    brought up to date (the pipeline reruns; TFX's cache serves what the code and config did not
+    change, so a run made by older code is never measured), on synthetic data of `profile`."""
     suffix = "" if profile == "default" else f"-{profile}"
     root = os.path.abspath(args.root or os.path.join(
         args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}{suffix}"))
     outputs = finished_outputs(root, config)
-    if outputs is None:
+    if outputs is None or not args.root:
         from pipeline import local_runner
         data, _ = synthetic_data(args.work, config.data.synthetic_rows,
                                  config.data.synthetic_seed, profile=profile, splits=splits)
-        log(f"no finished run under {root}: running the pipeline on {data}")
+        log(f"running the pipeline under {root} on {data} (cached steps are reused)")
         local_runner.run(data, root, config)
         outputs = finished_outputs(root, config)
         if outputs is None:
