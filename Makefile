@@ -2,6 +2,7 @@
 #   make run    build .venv (Python 3.10 + requirements/lock.txt) if needed, run the pipeline on
 #               default synthetic data under runs/default
 #   make test   build .venv if needed, run the test suite (what CI runs)
+#   make test-fast  every test that runs no whole pipeline (not marked e2e or slow)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # Two pytest-xdist workers (the machines have 2 cores; most e2e time is single-threaded Python).
 TEST_WORKERS ?= 2
 
-.PHONY: setup run test test-slow lock clean
+.PHONY: setup run test test-fast test-slow lock clean
 
 setup: $(STAMP)
 
@@ -30,6 +31,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not slow" $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m slow $(PYTEST_ARGS)

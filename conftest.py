@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from modules import data, features
 from modules.inputs import TrainingInputs
-from pipeline.config import Config
+from modules.config import Config
 
 TOY_VOCAB = 40
 

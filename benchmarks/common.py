@@ -107,7 +107,7 @@ def out_path(args, name):
 
 def load_config(args):
     """The Config the script measures: defaults (or --config), with the quick overrides."""
-    from pipeline.config import Config
+    from modules.config import Config
     return Config.load(args.config, QUICK_OVERRIDES if args.quick else None)
 
 

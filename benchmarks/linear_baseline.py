@@ -26,7 +26,7 @@ import scipy.sparse
 from sklearn.linear_model import LogisticRegression
 
 from modules import features, tasks
-from modules.preprocessing import PAD_ID
+from modules.features import PAD_ID
 
 DEFAULT_C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 MAX_ITER = 2000

@@ -68,7 +68,7 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
     """{arm: {ctr, cvr, ctcvr, validation, train_s}} and the ticket summary for one seed."""
     import tf_keras as keras
 
-    from components.ticket_search.executor import run_search, start_prefix, ticket_prefix
+    from modules.ticket_search import run_search, start_prefix, ticket_prefix
     from modules import mtl
     keras.utils.set_random_seed(seed)
     lt_config = _with_seed(config, seed, "tickets")

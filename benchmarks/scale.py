@@ -49,7 +49,7 @@ def _parser():
 def scaled_examples(run, rows, work):
     """An Examples directory whose train split repeats the run's train shards to >= `rows`."""
     from modules import data
-    from pipeline.config import InputConfig
+    from modules.config import InputConfig
     train = data.split_files(run.transformed_examples, "train")
     base_rows = data.Examples(train, {}, InputConfig()).num_rows
     copies = max(1, math.ceil(rows / base_rows))
@@ -74,8 +74,8 @@ def child(spec):
     """Run one measurement (a JSON `spec`) in this process; print its result as JSON."""
     from modules import inputs as inputs_lib
     from modules import masks as masks_lib
-    from modules import mtl
-    from pipeline.config import Config
+    from modules import mtl, ticket_search
+    from modules.config import Config
     spec = json.loads(spec)
     config = Config.from_json(spec["config"])
     start = time.perf_counter()
@@ -91,8 +91,7 @@ def child(spec):
         extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step,
                  "compute_bound_examples_per_s": compute_bound_rate(trainer, inputs.train)}
     else:
-        from components.ticket_search import executor
-        report = executor.run_search(inputs, config, spec["out"])
+        report = ticket_search.run_search(inputs, config, spec["out"])
         seconds = time.perf_counter() - start
         passes = sum(r["epochs_trained"] for t in report["tasks"].values() for r in t["rounds"])
         extra = {"rounds_per_task": config.ticket.rounds + 1,
@@ -135,7 +134,7 @@ def _config_for(config, component, batch_size, epochs):
 
 def measure_one(run, config, component, rows, batch_size, epochs, work):
     """One measurement in a child process; its JSON result."""
-    from components.ticket_search.executor import start_prefix
+    from modules.ticket_search import start_prefix
     examples, _ = scaled_examples(run, rows, work)
     out = os.path.join(work, "scale-search", f"{rows}-{batch_size}")
     shutil.rmtree(out, ignore_errors=True)
@@ -175,7 +174,7 @@ def measure(args):
     if args.quick or args.config:
         config = common.load_config(args)
     else:
-        from pipeline.config import Config
+        from modules.config import Config
         config = Config.load(LARGE_DATA_CONFIG, {"data": {"synthetic_rows": args.base_rows}})
     run = common.ensure_run(args, config)
     runs = [measure_one(run, config, c, rows, batch, args.epochs, args.work)

@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
 from kubeflow import entrypoint
-from pipeline.config import Config, ConfigError
+from modules.config import Config, ConfigError
 from pipeline.pipeline import NEVER_CACHED, create_pipeline
 
 TRAINERS = ("TicketSearch", "MTLTrainer")

@@ -8,7 +8,7 @@ import kfp
 import yaml
 
 from kubeflow.runner import TRAINERS
-from pipeline.config import ConfigError
+from modules.config import ConfigError
 
 
 def platform_spec(pipeline_spec, kubeflow_config):

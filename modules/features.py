@@ -1,5 +1,7 @@
 """The LT4REC input features: names, kinds and which ones share an embedding table.
 
+Ground layer (with `modules.config`): imports nothing else of the project.
+
 This is the single description of the 24 raw features; the schema (`schema/schema.pbtxt`), the
 synthetic generator, the Transform module and the model all read their feature lists from here.
 """
@@ -25,6 +27,7 @@ CONVERSION = "conversion"    # float 0/1: clicked and cvrlabel >= cvr_threshold
 PCTR_SCORE = "pctr_score"    # pctr parsed to float
 
 MISSING = "-1"
+PAD_ID = -1                  # transformed id lists are padded with this (and it masks them)
 
 # Features that share one vocabulary and one embedding table (original LT4REC configuration).
 # The key names the group (and its table); members are computed over the union of their values.

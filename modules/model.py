@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from modules import features
-from modules.preprocessing import PAD_ID
+from modules.features import PAD_ID
 
 FIELDS = features.SINGLE_VALUED + features.MULTI_VALUED
 

@@ -1,14 +1,20 @@
 """Masked multi-task training: one shared network, each task stepping through its own mask."""
+import json
+import os
+
 from absl import logging
 
 import numpy as np
 import tensorflow as tf
 
+from modules import export
 from modules import inputs as inputs_lib
 from modules import pruning
+from modules import tasks as task_lib
 from modules.training import MaskedTrainer, improved
 
 TASKS = ("ctr", "cvr")
+REPORT_FILE = "training_report.json"
 
 
 def schedule(mtl_config, tasks, seed):
@@ -115,3 +121,48 @@ def metrics(trainer, examples):
 def evaluate(trainer, examples):
     """{ctr, cvr, ctcvr} AUCs (see `metrics`)."""
     return metrics(trainer, examples)["auc"]
+
+
+def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir,
+                     ticket_prefixes):
+    """Train (early stopping on validation), guard against negative transfer (each task against
+    its ticket at `ticket_prefixes[task]`), evaluate on validation and eval, export; write and
+    return the training report (its AUCs are those of the model exported)."""
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "mtl"))
+
+    def on_log(step, losses):
+        with writer.as_default(step=step):
+            for task, loss in losses.items():
+                tf.summary.scalar(f"loss/{task}", loss)
+
+    network, trainer, task_masks, fit = train(inputs, config, ticket_masks, start,
+                                                  on_log=on_log)
+    transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
+    validation = metrics(trainer, inputs.validation)
+    evaluation = metrics(trainer, inputs.evaluation)
+    reference = trainer.metrics(inputs.evaluation,
+                                [task_lib.PCTR_REFERENCE])[task_lib.PCTR_REFERENCE]["auc"]
+    with writer.as_default(step=trainer.global_step):
+        for check in fit.checks:
+            for name, value in check["validation_auc"].items():
+                tf.summary.scalar(f"validation_auc/{name}", value, step=check["step"])
+        for name, value in evaluation["auc"].items():
+            tf.summary.scalar(f"eval_auc/{name}", value)
+    writer.close()
+    export.export(network, task_masks, tft_output, serving_path, trainer.served)
+    report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
+              "eval_auc_max_error": evaluation["auc_max_error"],
+              "validation_auc": validation["auc"],
+              "validation_calibration": validation["calibration"],
+              "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
+              "negative_transfer": transfer,
+              "pctr_reference_auc": reference,
+              "steps": trainer.global_step, "masks": config.mtl.masks,
+              "density": {t: pruning.density(m) for t, m in task_masks.items()},
+              "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
+              "validation_rows": inputs.validation.num_rows,
+              "embedding_tables": inputs.table_memory}
+    tf.io.gfile.makedirs(run_dir)
+    with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:
+        f.write(json.dumps(report, indent=2, sort_keys=True))
+    return report

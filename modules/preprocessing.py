@@ -16,9 +16,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from modules import features
-from pipeline.config import Config
+from modules.config import Config
+from modules.features import PAD_ID
 
-PAD_ID = -1
 _NUMBER = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
 
 

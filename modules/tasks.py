@@ -65,9 +65,9 @@ def eval_rows(name, batch):
 def class_rules(data_config):
     """Each task's rows and classes as SplitExampleGen's validation sizing reads the raw records
     (`task_classes`): CTR all rows, clicked or not; CVR clicked rows, converted or not."""
-    return [{"task": "ctr", "label": features.LABEL, "threshold": 1, "among": ""},
-            {"task": "cvr", "label": features.CVR_LABEL, "threshold": data_config.cvr_threshold,
-             "among": features.LABEL}]
+    return [{"task": "ctr", "column": features.LABEL, "threshold": 1, "among": ""},
+            {"task": "cvr", "column": features.CVR_LABEL,
+             "threshold": data_config.cvr_threshold, "among": features.LABEL}]
 
 
 def defined_auc(name, result):

@@ -8,13 +8,41 @@ best weights; its metric is that validation AUC, so choosing a round never reads
 eval AUC of each round is recorded for the report only.
 """
 import dataclasses
+import json
+import os
 from typing import List
 
 import numpy as np
 import tensorflow as tf
 
-from modules import pruning
-from modules.training import restore, snapshot
+from modules import inputs as inputs_lib
+from modules import masks as masks_lib
+from modules import plots, pruning
+from modules.training import MaskedTrainer, restore, snapshot
+
+# Layout of a TaskMasks artifact besides the masks (`masks_lib`).
+THETA0_DIR = "theta0"
+REWIND_DIR = "rewind"
+TICKETS_DIR = "tickets"
+REPORT_FILE = "ticket_report.json"
+PLOT_FILE = "pruning_curves.png"
+
+
+def theta0_prefix(masks_uri):
+    """Checkpoint prefix of θ0 inside a TaskMasks artifact."""
+    return os.path.join(masks_uri, THETA0_DIR, "ckpt")
+
+
+def ticket_prefix(masks_uri, task):
+    """Checkpoint prefix of `task`'s chosen round's trained weights (its ticket as trained alone),
+    which MTL serves the task from if it lost to it on validation."""
+    return os.path.join(masks_uri, TICKETS_DIR, task, "ckpt")
+
+
+def start_prefix(masks_uri):
+    """Checkpoint prefix MTL starts from: the late-rewind point if the search had one, else θ0."""
+    rewind = os.path.join(masks_uri, REWIND_DIR, "ckpt")
+    return rewind if tf.io.gfile.exists(rewind + ".index") else theta0_prefix(masks_uri)
 
 
 @dataclasses.dataclass
@@ -125,3 +153,52 @@ def select_round(results, min_density=0.0, max_density=1.0, tolerance=0.0):
     best = max(r.metric for r in candidates)
     tied = [r for r in candidates if r.metric >= best - tolerance]
     return min(tied, key=lambda r: (r.density, r.round))
+
+
+def run_search(inputs, config, out_uri, log_dir=None):
+    """Search every task; write masks, θ0 (and the rewind point), each task's chosen round's
+    trained weights, report and plot under `out_uri`.
+
+    Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only.
+    """
+    tasks = config.ticket.tasks
+    network = inputs_lib.build_network(inputs, config, tasks)
+    checkpoint = tf.train.Checkpoint(network=network)
+    checkpoint.write(theta0_prefix(out_uri))
+    trainer = MaskedTrainer(network, inputs.strategy, config.model)
+    start = snapshot(network)
+    if config.ticket.rewind_step:
+        start = rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step,
+                                           config.model.seed)
+        checkpoint.write(os.path.join(out_uri, REWIND_DIR, "ckpt"))
+    report = {"prunable_total": int(sum(int(tf.size(k)) for k in network.prunable_weights())),
+              "prunable_layers": [list(k.shape) for k in network.prunable_weights()],
+              "keep_per_round": config.ticket.keep_per_round, "seed": config.model.seed,
+              "rewind_step": config.ticket.rewind_step, "tasks": {}}
+    chosen_masks = {}
+    for task in tasks:
+        results = search_task(trainer, task, inputs, config.ticket, start,
+                                            config.model.seed, log_dir)
+        chosen = select_round(results, config.ticket.min_density,
+                                            config.ticket.max_density,
+                                            config.ticket.selection_tolerance)
+        chosen_masks[task] = chosen.masks
+        restore(network, chosen.weights)
+        checkpoint.write(ticket_prefix(out_uri, task))
+        report["tasks"][task] = {
+            "metric_name": "auc" if task == "ctr" else "auc_clicked",
+            "selected_on": "validation", "rounds": [r.to_json() for r in results],
+            "chosen_round": chosen.round, "chosen_density": chosen.density,
+            "chosen_metric": chosen.metric, "chosen_eval_metric": chosen.eval_metric,
+            "dense_metric": results[0].metric, "dense_eval_metric": results[0].eval_metric,
+            "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
+    masks_lib.save(out_uri, chosen_masks)
+    if len(tasks) >= 2:
+        report["overlap"] = pruning.overlap(chosen_masks[tasks[0]], chosen_masks[tasks[1]])
+        report["overlap"]["tasks"] = tasks[:2]
+    else:
+        report["overlap"] = {"jaccard": 1.0, "tasks": tasks}
+    with tf.io.gfile.GFile(os.path.join(out_uri, REPORT_FILE), "w") as f:
+        f.write(json.dumps(report, indent=2, sort_keys=True))
+    plots.pruning_curves(report, os.path.join(out_uri, PLOT_FILE))
+    return report

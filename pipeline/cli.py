@@ -6,7 +6,7 @@ import re
 import sys
 import time
 
-from pipeline.config import Config, ConfigError
+from modules.config import Config, ConfigError
 
 
 def _parser():

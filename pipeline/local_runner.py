@@ -21,7 +21,7 @@ if __name__ == "__main__" and sys.path and os.path.realpath(sys.path[0]) == os.p
 from tfx import v1 as tfx
 
 from pipeline import mlmd
-from pipeline.config import Config
+from modules.config import Config
 from pipeline.pipeline import NEVER_CACHED, SCHEMA_PATH, create_pipeline
 
 

@@ -13,7 +13,7 @@ from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from modules import tasks
-from pipeline.config import SPLITS, Config
+from modules.config import SPLITS, Config
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
 from pipeline.evaluation import eval_config

@@ -67,7 +67,7 @@ def _read_json(path):
 def collect(root, pipeline_name=None):
     """Everything the report shows, read from the run under `root`."""
     from pipeline import local_runner, mlmd
-    from pipeline.config import Config
+    from modules.config import Config
     layout = local_runner.RunLayout(root)
     if not os.path.exists(layout.metadata_path):
         raise ReportError(f"no pipeline run under {root} (no {layout.metadata_path})")

@@ -15,7 +15,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import numpy as np  # noqa: E402
 
-from components.ticket_search import executor  # noqa: E402
+from modules import ticket_search  # noqa: E402
 from conftest import small_config, toy_training_inputs  # noqa: E402
 from modules import mtl  # noqa: E402
 from modules import masks as masks_lib  # noqa: E402
@@ -28,9 +28,9 @@ def run(strategy, out_dir):
     # One pruning round and batch 128 keep the (slow, per-step) MirroredStrategy run short.
     config = small_config(model={"batch_size": 128, "dropout": 0.0},
                           ticket={"rounds": 1})
-    report = executor.run_search(inputs, config, out_dir)
+    report = ticket_search.run_search(inputs, config, out_dir)
     _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(out_dir),
-                                   executor.start_prefix(out_dir))
+                                   ticket_search.start_prefix(out_dir))
     batch = next(iter(strategy.experimental_distribute_dataset(inputs.train.batches(128, seed=0))))
     per_replica = [int(v.shape[0]) for v in strategy.experimental_local_results(batch["label"])]
     return {"replicas": strategy.num_replicas_in_sync, "per_replica_batch": per_replica,

@@ -123,7 +123,7 @@ def test_every_container_requests_the_configured_cpu_and_memory(compiled):
 
 def test_resources_for_unknown_components_or_above_their_limit_are_refused():
     from kubeflow import runner
-    from pipeline.config import ConfigError
+    from modules.config import ConfigError
     config = tiny_pipeline_config()
     config.kubeflow.resources = {"Trainer": {"cpu_request": 2}}
     with pytest.raises(ConfigError, match=r"unknown component\(s\) \['Trainer'\]"):
@@ -171,7 +171,7 @@ class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
 
 def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
     from kubeflow import submit
-    from pipeline.config import Config
+    from modules.config import Config
     spec_path = tmp_path / "pipeline.json"
     spec_path.write_text(json.dumps(compiled))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfpApi)
@@ -207,7 +207,7 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
 
 def test_gpu_placement_needs_gpus_and_valid_tolerations(compiled, tmp_path):
     from kubeflow import submit
-    from pipeline.config import Config, ConfigError
+    from modules.config import Config, ConfigError
     spec_path = tmp_path / "pipeline.json"
     spec_path.write_text(json.dumps(compiled))
     no_gpus = Config.from_dict({"kubeflow": {"trainer_gpus": 0, "gpu_tolerations": [TOLERATION]}})

@@ -20,7 +20,7 @@ from components.baseline_model.executor import IS_CANDIDATE, SOURCE
 from kubeflow import backend_emulator, entrypoint, runner, submit
 from kubeflow.backend_emulator import Backend, TaskFailed
 from pipeline import serving, synthetic_data
-from pipeline.config import Config
+from modules.config import Config
 from pipeline.pipeline import SCHEMA_PATH
 
 pytestmark = pytest.mark.e2e

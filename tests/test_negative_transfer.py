@@ -105,7 +105,7 @@ def test_a_task_served_from_its_ticket_is_exported_and_serves_like_the_trainer(t
     """Export with CTR served from its ticket (MTL left at θ0): the SavedModel, loaded as TF
     Serving loads it, scores raw eval examples with the ticket's CTR and MTL's CVR."""
     import tensorflow_transform as tft
-    from components.ticket_search.executor import start_prefix, ticket_prefix
+    from modules.ticket_search import start_prefix, ticket_prefix
     from modules import data, export, features
     from modules import masks as masks_lib
     from modules import tasks as task_lib

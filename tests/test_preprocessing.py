@@ -1,4 +1,6 @@
 """preprocessing_fn through tft_beam on hand-written examples."""
+import json
+import os
 import tempfile
 
 import numpy as np
@@ -9,7 +11,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
 from modules import features, preprocessing
-from pipeline.config import Config
+from modules.config import Config
 
 MAX_LEN = 4
 
@@ -58,11 +60,13 @@ def transformed():
         tft_output = tft.TFTransformOutput(out_dir)
         sizes = {g: tft_output.vocabulary_size_by_name(features.vocabulary_name(g))
                  for g in features.vocabulary_groups()}
-        yield data, unseen, sizes
+        assets = sorted(tf.io.gfile.listdir(os.path.join(tft_output.transform_savedmodel_dir,
+                                                         "assets")))
+        yield data, unseen, sizes, assets
 
 
 def test_shared_vocabulary_ids_agree_across_group(transformed):
-    data, _, sizes = transformed
+    data, _, sizes, _ = transformed
     # "v1" is FEA_VID in rows 0 and 2 and FEA_SVID in row 1: one id everywhere.
     assert data[0]["FEA_VID"] == data[1]["FEA_SVID"] == data[2]["FEA_VID"]
     assert data[1]["FEA_VID"] == data[0]["FEA_SVID"]            # "v2"
@@ -79,23 +83,33 @@ def test_shared_vocabulary_ids_agree_across_group(transformed):
 
 
 def test_oov_values_map_to_oov_ids(transformed):
-    _, unseen, sizes = transformed
+    _, unseen, sizes, _ = transformed
     vid = unseen[0]["FEA_VID"]
     assert sizes["FEA_VID"] <= vid < sizes["FEA_VID"] + 3
 
 
 def test_multi_valued_lengths_survive_and_truncate(transformed):
-    data, unseen, _ = transformed
-    lengths = [int(np.sum(np.asarray(r["FEA_UCAT"]) != preprocessing.PAD_ID)) for r in data]
+    data, unseen, _, _ = transformed
+    lengths = [int(np.sum(np.asarray(r["FEA_UCAT"]) != features.PAD_ID)) for r in data]
     assert lengths == [3, MAX_LEN, 2]
     assert len(data[0]["FEA_UCAT"]) == MAX_LEN
-    assert list(unseen[0]["FEA_UCAT"]) == [preprocessing.PAD_ID] * MAX_LEN   # empty list
+    assert list(unseen[0]["FEA_UCAT"]) == [features.PAD_ID] * MAX_LEN   # empty list
 
 
 def test_labels_and_scores(transformed):
-    data, _, _ = transformed
+    data, _, _, _ = transformed
     assert [r["label"] for r in data] == [1, 0, 1]
     assert [r["conversion"] for r in data] == [1.0, 0.0, 0.0]
     np.testing.assert_allclose([r["cvrlabel"] for r in data], [0.9, 0.0, 0.5], rtol=1e-6)
     np.testing.assert_allclose([r["pctr_score"] for r in data], [0.25, -1.0, 0.01], rtol=1e-6)
     assert "seqnum" not in data[0] and "pctr" not in data[0]
+
+
+def test_transform_outputs_are_the_golden_default(transformed):
+    """The LT4REC default's Transform output keys and vocabulary files, as committed."""
+    with open(os.path.join(os.path.dirname(__file__), "golden_default.json"),
+              encoding="utf-8") as f:
+        golden = json.load(f)
+    data, _, _, assets = transformed
+    assert sorted(data[0]) == golden["transform_output_keys"]
+    assert assets == golden["vocabulary_files"]

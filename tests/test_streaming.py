@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from modules import data, memory, streaming_metrics, tasks
 from modules import features
-from pipeline.config import Config
+from modules.config import Config
 
 ROWS_PER_SHARD = (70, 130, 45, 55)
 

@@ -10,7 +10,7 @@ from modules import inputs as inputs_lib
 from modules import tasks as task_lib
 from modules.model import FIELDS
 from modules.training import MaskedTrainer, improved, restore, snapshot
-from pipeline.config import EarlyStoppingConfig
+from modules.config import EarlyStoppingConfig
 
 TASKS = ("ctr", "cvr")
 # 600 train rows / 60: ten full batches per pass (one trace per step function); the model

@@ -75,17 +75,17 @@ def _value(feature):
 
 
 def task_classes(record, rules):
-    """(task, 0/1) for every task whose rows hold this record: a rule {"task", "label",
-    "threshold", "among"} puts the record in class `label >= threshold` when `among` is empty or
-    the record's `among` value is >= 1 (CVR: clicked rows). Records missing a label count for no
-    class (the data validator refuses them later, naming the feature)."""
+    """(task, 0/1) for every task whose rows hold this record: a rule {"task", "column",
+    "threshold", "among"} puts the record in class `column >= threshold` when `among` is empty
+    or the record's `among` value is >= 1 (CVR: clicked rows). Records missing the column count
+    for no class (the data validator refuses them later, naming the feature)."""
     feature = record.features.feature
     found = []
     for rule in rules:
         among = _value(feature[rule["among"]]) if rule["among"] in feature else None
         if rule["among"] and (among is None or among < 1):
             continue
-        label = _value(feature[rule["label"]]) if rule["label"] in feature else None
+        label = _value(feature[rule["column"]]) if rule["column"] in feature else None
         if label is not None:
             found.append((rule["task"], int(label >= rule["threshold"])))
     return found

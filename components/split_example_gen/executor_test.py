@@ -174,7 +174,7 @@ def _requests(split):
 @pytest.mark.parametrize("given", [False, True], ids=["hash", "given"])
 def test_default_config_shares_no_request_between_any_two_splits(tmp_path, given):
     """The default split (the pipeline's own configs, default data) keeps every request whole."""
-    from pipeline.config import Config
+    from modules.config import Config
     from pipeline.pipeline import split_configs
     from pipeline.synthetic_data import write_dataset
     write_dataset(str(tmp_path / "data"), 1500, seed=5, splits=given)
@@ -208,7 +208,7 @@ def test_probe_validation_reads_a_validation_directory_at_run_time(tmp_path, wit
 
 @pytest.mark.parametrize("source, probed", [("auto", True), ("train", False)])
 def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
-    from pipeline.config import Config
+    from modules.config import Config
     from pipeline.pipeline import split_configs
     config = Config.from_dict({"data": {"split_mode": "given", "validation_from": source}})
     input_config, _, options = split_configs("gs://bucket/data", config)
@@ -217,11 +217,11 @@ def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
     assert json.loads(options)["carve_share"] == 0.1
 
 
-CTR_ONLY = [{"task": "ctr", "label": "label", "threshold": 1, "among": ""}]
+CTR_ONLY = [{"task": "ctr", "column": "label", "threshold": 1, "among": ""}]
 
 
 def test_task_classes_follow_the_rules():
-    from pipeline.config import DataConfig
+    from modules.config import DataConfig
     from modules import tasks
     rules = tasks.class_rules(DataConfig())
     clicked = make_example("s1", "u1", label=1)

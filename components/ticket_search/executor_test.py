@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.ticket_search import executor
 from conftest import small_config
 from modules import data, features, mtl, pruning, ticket_search
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
 from modules.training import MaskedTrainer, restore, snapshot
-from pipeline.config import EarlyStoppingConfig
+from modules.config import EarlyStoppingConfig
 
 
 class RecordingTrainer(MaskedTrainer):
@@ -65,15 +64,15 @@ def checkpoint_values(inputs, prefix):
 
 def rewind_prefix(out):
     """Where a search with late rewinding stores the rewind point."""
-    return os.path.join(str(out), executor.REWIND_DIR, "ckpt")
+    return os.path.join(str(out), ticket_search.REWIND_DIR, "ckpt")
 
 
 def recorded_search(inputs, config, out, log_dir=None):
     """run_search through a RecordingTrainer: (config, report, out dir, the fits it recorded)."""
     RecordingTrainer.fits = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(executor, "MaskedTrainer", RecordingTrainer)
-        report = executor.run_search(inputs, config, str(out), log_dir)
+        patch.setattr(ticket_search, "MaskedTrainer", RecordingTrainer)
+        report = ticket_search.run_search(inputs, config, str(out), log_dir)
     return config, report, out, list(RecordingTrainer.fits)
 
 
@@ -116,13 +115,13 @@ def test_every_round_starts_from_theta0_with_fresh_optimizer(search, inputs):
     _, report, out, fits = search
     assert len(fits) == 2 * 3 and [f["tasks"] for f in fits] == [["ctr"]] * 3 + [["cvr"]] * 3
     # Without late rewinding the start of every round is θ0, exactly as the artifact stores it.
-    theta0 = checkpoint_values(inputs, executor.theta0_prefix(str(out)))
+    theta0 = checkpoint_values(inputs, ticket_search.theta0_prefix(str(out)))
     for fit in fits:
         assert same(fit["weights"], theta0)
         assert not stale_optimizers(fit)
     assert report["rewind_step"] == 0
-    assert executor.start_prefix(str(out)) == executor.theta0_prefix(str(out))
-    assert not os.path.exists(out / executor.REWIND_DIR)
+    assert ticket_search.start_prefix(str(out)) == ticket_search.theta0_prefix(str(out))
+    assert not os.path.exists(out / ticket_search.REWIND_DIR)
 
 
 def test_masked_out_weights_never_move_during_training(search):
@@ -160,8 +159,8 @@ def _same_outcome(a, b):
 
 def test_same_seed_same_masks_and_different_seed_different_masks(search, inputs, tmp_path):
     config, report, out, _ = search
-    again = executor.run_search(inputs, config, str(tmp_path / "b"))
-    other = executor.run_search(inputs, search_config(model={"seed": 4}), str(tmp_path / "c"))
+    again = ticket_search.run_search(inputs, config, str(tmp_path / "b"))
+    other = ticket_search.run_search(inputs, search_config(model={"seed": 4}), str(tmp_path / "c"))
     assert _same_outcome(_outcome(report, out), _outcome(again, tmp_path / "b"))
     assert again["tasks"] == report["tasks"]
     masks, other_masks = masks_lib.load(str(out)), masks_lib.load(str(tmp_path / "c"))
@@ -191,7 +190,7 @@ def test_only_validation_labels_decide_masks_rounds_and_metrics(search, inputs, 
     comparison would notice eval data leaking into a choice)."""
     config, report, out, _ = search
     changed = dataclasses.replace(inputs, **{split: flipped(getattr(inputs, split))})
-    other = executor.run_search(changed, config, str(tmp_path))
+    other = ticket_search.run_search(changed, config, str(tmp_path))
     assert _same_outcome(_outcome(report, out), _outcome(other, tmp_path)) == choices_unchanged
     for task, result in report["tasks"].items():
         assert result["selected_on"] == "validation"
@@ -245,12 +244,12 @@ def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
 def test_late_rewinding_starts_every_round_from_the_stored_rewind_point(rewound, inputs):
     _, report, out, fits = rewound
     rewind = checkpoint_values(inputs, rewind_prefix(out))
-    assert executor.start_prefix(str(out)) == rewind_prefix(out)
+    assert ticket_search.start_prefix(str(out)) == rewind_prefix(out)
     assert report["rewind_step"] == 3 and len(fits) == 2 * 3
     for fit in fits:                               # round 0 included, for both tasks
         assert same(fit["weights"], rewind)
         assert not stale_optimizers(fit)
-    assert not same(rewind, checkpoint_values(inputs, executor.theta0_prefix(str(out))))
+    assert not same(rewind, checkpoint_values(inputs, ticket_search.theta0_prefix(str(out))))
 
 
 def test_mtl_starts_from_the_rewind_point(rewound, inputs, monkeypatch):
@@ -258,7 +257,7 @@ def test_mtl_starts_from_the_rewind_point(rewound, inputs, monkeypatch):
     config, _, out, fits = rewound
     RecordingTrainer.fits = []
     monkeypatch.setattr(mtl, "MaskedTrainer", RecordingTrainer)
-    mtl.train(inputs, config, masks_lib.load(str(out)), executor.start_prefix(str(out)))
+    mtl.train(inputs, config, masks_lib.load(str(out)), ticket_search.start_prefix(str(out)))
     (start,) = RecordingTrainer.fits
     rewind = checkpoint_values(inputs, rewind_prefix(out))
     assert same(start["weights"], rewind) and same(start["weights"], fits[0]["weights"])
@@ -267,8 +266,9 @@ def test_mtl_starts_from_the_rewind_point(rewound, inputs, monkeypatch):
 
 def test_masks_round_trip_without_pickle_and_report_matches(search):
     _, report, out, _ = search
-    assert (out / executor.REPORT_FILE).exists() and (out / executor.PLOT_FILE).exists()
-    on_disk = json.loads((out / executor.REPORT_FILE).read_text())
+    assert (out / ticket_search.REPORT_FILE).exists()
+    assert (out / ticket_search.PLOT_FILE).exists()
+    on_disk = json.loads((out / ticket_search.REPORT_FILE).read_text())
     assert on_disk == json.loads(json.dumps(report))
     loaded = masks_lib.load(str(out))
     for task, result in report["tasks"].items():
@@ -293,7 +293,7 @@ def test_each_task_stores_the_weights_its_chosen_round_kept(search, inputs):
     for task, result in report["tasks"].items():
         network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}), mtl.TASKS)
         tf.train.Checkpoint(network=network).read(
-            executor.ticket_prefix(str(out), task)).assert_existing_objects_matched()
+            ticket_search.ticket_prefix(str(out), task)).assert_existing_objects_matched()
         kernels = [k.numpy() for k in network.prunable_weights()]
         rounds = [f["kernels_after"] for f in per_task[task]]
         assert same(kernels, rounds[result["chosen_round"]])

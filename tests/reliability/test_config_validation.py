@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pipeline import cli
-from pipeline.config import Config, ConfigError
+from modules.config import Config, ConfigError
 from reliability import helpers
 
 BAD = [

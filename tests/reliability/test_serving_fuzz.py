@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from modules import features
 from pipeline import mlmd, serving
-from pipeline.config import Config
+from modules.config import Config
 from reliability import helpers
 
 pytestmark = pytest.mark.e2e

@@ -4,6 +4,9 @@ A `Config` is built from defaults, optionally overlaid with a JSON or YAML file
 (`lt4rec run --config FILE`), and validated before anything runs. Components receive the
 sections they need as JSON strings (`Config.to_json()` / `Config.from_json()`), so every
 process (local, Beam worker, Kubeflow pod) sees the same values.
+
+Ground layer (with `modules.features`): imports nothing else of the project, so modules,
+components, the Kubeflow runner and the benchmarks read it without importing the pipeline.
 """
 import dataclasses
 import json
