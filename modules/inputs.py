@@ -8,7 +8,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from modules import data, distribution, features, memory, model
-from pipeline.config import TASKS
+from modules.config import TASKS
 
 
 @dataclasses.dataclass

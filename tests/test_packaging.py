@@ -1,5 +1,6 @@
 """The installed package imports where the pipeline's code runs: outside the repository and in
 a Beam multi-processing worker (how Transform and ExampleGen workers load our modules)."""
+import operator
 import subprocess
 import sys
 
@@ -18,15 +19,12 @@ def test_the_ground_imports_from_outside_the_repository(tmp_path):
     assert done.stdout.split() == ["seqnum", "-1"]
 
 
-def _in_worker(_):
-    from modules import features
-    from modules.config import Config
-    return f"{Config().data.split_key} {features.PAD_ID}"
-
-
 def test_the_ground_imports_in_a_beam_multi_processing_worker():
+    """The worker unpickles `Config.from_json` by reference, so it imports `modules.config`."""
+    from modules.config import Config
     options = PipelineOptions(["--direct_running_mode=multi_processing",
                                "--direct_num_workers=1"])
     with beam.Pipeline(options=options) as pipeline:
-        assert_that(pipeline | beam.Create([0]) | beam.Map(_in_worker),
-                    equal_to(["seqnum -1"]))
+        configs = pipeline | beam.Create([Config().to_json()]) | beam.Map(Config.from_json)
+        assert_that(configs | beam.Map(operator.attrgetter("data.split_key")),
+                    equal_to(["seqnum"]))
