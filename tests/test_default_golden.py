@@ -49,23 +49,17 @@ def test_the_default_network_is_the_golden_one():
 
 
 def _transform_record():
-    """Transform output keys and vocabulary files of the default preprocessing_fn."""
+    """Transform output keys and vocabulary files of the default preprocessing_fn (the raw
+    columns and row of `test_preprocessing`)."""
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata
-    from modules import features, preprocessing
+    from modules import preprocessing
     from modules.config import Config
-    spec = {name: tf.io.VarLenFeature(tf.string) for name in features.STRING_FEATURES}
-    spec.update({features.LABEL: tf.io.VarLenFeature(tf.int64),
-                 features.CVR_LABEL: tf.io.VarLenFeature(tf.float32),
-                 features.PCTR: tf.io.VarLenFeature(tf.string),
-                 features.SEQNUM: tf.io.VarLenFeature(tf.string)})
-    row = {name: [b"x"] for name in features.STRING_FEATURES}
-    row.update({features.LABEL: [1], features.CVR_LABEL: [0.9], features.PCTR: [b"0.5"],
-                features.SEQNUM: [b"r"]})
+    from test_preprocessing import _row, _spec
     custom = {"config": Config().to_json()}
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
         (data, _), transform_fn = (
-            ([row], dataset_metadata.DatasetMetadata.from_feature_spec(spec))
+            ([_row()], dataset_metadata.DatasetMetadata.from_feature_spec(_spec()))
             | tft_beam.AnalyzeAndTransformDataset(
                 lambda inputs: preprocessing.preprocessing_fn(inputs, custom)))
         _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(tmp, "out"))
