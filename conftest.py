@@ -1,6 +1,7 @@
 """Shared pytest fixtures: toy transformed data with planted signal and a small config."""
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -121,9 +122,11 @@ def tiny_run(tmp_path_factory):
 SHARED_SESSION_RUNS = ("tiny_run", "recovered_run")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Group tests for `make test`'s `pytest -n 2 --dist loadgroup`: one group per module (its
-    module fixtures run once), and the modules using a shared session run in one group."""
+    module fixtures run once), and the modules using a shared session run in one group. First:
+    pytest-xdist reads the groups in its own hook of the same name."""
     group_of = {}
     for item in items:
         shared = [name for name in SHARED_SESSION_RUNS if name in item.fixturenames]
@@ -131,3 +134,16 @@ def pytest_collection_modifyitems(config, items):
             group_of[item.module.__name__] = shared[0] if shared else item.module.__name__
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group_of[item.module.__name__]))
+
+
+def pytest_collection_finish(session):
+    """Refuse to run ungrouped under `--dist loadgroup`: pytest-xdist 3.8 on pytest 9.2 drops
+    every group silently (pytest-dev/pytest-xdist#1386), so each worker would repeat the other's
+    module and session fixtures (whole pipeline runs)."""
+    if getattr(session.config.option, "loadgroup", False) and session.items and \
+            not all("@" in item.nodeid for item in session.items):
+        message = ("--dist loadgroup did not group the tests (no '@group' in their node ids): "
+                   "pytest-xdist ignores xdist_group marks with this pytest (pytest-dev/"
+                   "pytest-xdist#1386); install the pinned versions (make setup)")
+        sys.__stderr__.write(f"\nERROR: {message}\n")   # a worker's exception is not shown
+        raise pytest.UsageError(message)
