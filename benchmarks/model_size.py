@@ -67,18 +67,23 @@ def parameters(model_path, embedding_dim):
         entry["nonzero"] += int(np.count_nonzero(value))
         entry["tensors"] += 1
 
-    for var in loaded.network_variables:
-        value, name = var.numpy(), var.name
-        if "embeddings" in name and value.shape[-1] == 1 != embedding_dim:
-            add("linear_terms", value)            # the per-task linear term: one weight per id
-        elif "embeddings" in name:
-            add("embeddings", value)
-        elif name.startswith("mlp_") and "kernel" in name:
-            add("shared_mlp_kernels", value)      # the unmasked kernels; serving uses task_kernels
-        elif name.startswith("mlp_"):
-            add("mlp_biases", value)
-        else:
-            add("heads", value)
+    # The MTL network, then (prefixed "served_") the ticket networks that serve tasks where MTL
+    # lost to them (`mtl.negative_transfer: serve_ticket`).
+    for prefix, variables in (("", loaded.network_variables),
+                              ("served_", getattr(loaded, "served_variables", []))):
+        for var in variables:
+            value, name = var.numpy(), var.name
+            if "embeddings" in name and value.shape[-1] == 1 != embedding_dim:
+                kind = "linear_terms"             # the per-task linear term: one weight per id
+            elif "embeddings" in name:
+                kind = "embeddings"
+            elif name.startswith("mlp_") and "kernel" in name:
+                kind = "shared_mlp_kernels"       # unmasked kernels; serving uses task_kernels
+            elif name.startswith("mlp_"):
+                kind = "mlp_biases"
+            else:
+                kind = "heads"
+            add(prefix + kind, value)
     for task, kernels in sorted(loaded.task_kernels.items()):
         for var in kernels:
             add(f"{task}_masked_kernels", var.numpy())
@@ -86,8 +91,9 @@ def parameters(model_path, embedding_dim):
     nonzero = sum(k["nonzero"] for k in kinds.values())
     dense = sum(kinds[k]["stored"] for k in ("embeddings", "shared_mlp_kernels", "mlp_biases",
                                              "heads", "linear_terms") if k in kinds)
-    used = stored - kinds.get("shared_mlp_kernels", {}).get("stored", 0)
-    used_nonzero = nonzero - kinds.get("shared_mlp_kernels", {}).get("nonzero", 0)
+    unused = [kinds.get(k, {}) for k in ("shared_mlp_kernels", "served_shared_mlp_kernels")]
+    used = stored - sum(k.get("stored", 0) for k in unused)
+    used_nonzero = nonzero - sum(k.get("nonzero", 0) for k in unused)
     return {"by_kind": kinds, "dense": dense, "shipped": stored, "shipped_nonzero": nonzero,
             "used_by_serving": used, "used_by_serving_nonzero": used_nonzero,
             "task_mlp_density": {

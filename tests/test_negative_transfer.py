@@ -145,3 +145,9 @@ def test_a_task_served_from_its_ticket_is_exported_and_serves_like_the_trainer(t
         (label == 1) & (cvrlabel >= config.data.cvr_threshold)).astype(np.float32)}
     for task in mtl.TASKS:
         assert task_lib.auc(task, arrays, scores[task]) == pytest.approx(expected[task], abs=1e-3)
+    # The model-size benchmark counts the ticket network the export carries for CTR.
+    from benchmarks import model_size
+    params, _ = model_size.parameters(path, config.model.embedding_dim)
+    assert sum(k["stored"] for kind, k in params["by_kind"].items()
+               if kind.startswith("served_")) == sum(int(np.prod(v.shape))
+                                                     for v in ticket.variables)
