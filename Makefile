@@ -2,7 +2,8 @@
 #   make run    build .venv (Python 3.10 + requirements/lock.txt) if needed, run the pipeline on
 #               default synthetic data under runs/default
 #   make test   build .venv if needed, run the test suite (what CI runs)
-#   make test-fast  every test that runs no whole pipeline (not marked e2e or slow)
+#   make test-fast  every test that runs no whole pipeline and takes seconds (not marked e2e,
+#               long or slow)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -33,7 +34,7 @@ test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not slow" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not long and not slow" $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m slow $(PYTEST_ARGS)

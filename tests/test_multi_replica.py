@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.long    # two trainings under MirroredStrategy: ~4 minutes
+
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
