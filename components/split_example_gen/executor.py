@@ -68,24 +68,26 @@ def _bucket_partition(record, num_partitions, bounds, split_key, grow=None):
     return index
 
 
-def _value(feature):
+def _number(feature):
+    """The first value of a numeric feature; None when it is empty or not a number."""
     kind = feature.WhichOneof("kind")
-    values = getattr(feature, kind).value if kind else []
+    values = getattr(feature, kind).value if kind in ("int64_list", "float_list") else []
     return values[0] if len(values) else None
 
 
 def task_classes(record, rules):
     """(task, 0/1) for every task whose rows hold this record: a rule {"task", "column",
     "threshold", "among"} puts the record in class `column >= threshold` when `among` is empty
-    or the record's `among` value is >= 1 (CVR: clicked rows). Records missing the column count
-    for no class (the data validator refuses them later, naming the feature)."""
+    or the record's `among` value is >= 1 (CVR: clicked rows). Records missing the column, or
+    holding a non-number, count for no class (the data validator refuses them later, naming the
+    feature)."""
     feature = record.features.feature
     found = []
     for rule in rules:
-        among = _value(feature[rule["among"]]) if rule["among"] in feature else None
+        among = _number(feature[rule["among"]]) if rule["among"] in feature else None
         if rule["among"] and (among is None or among < 1):
             continue
-        label = _value(feature[rule["column"]]) if rule["column"] in feature else None
+        label = _number(feature[rule["column"]]) if rule["column"] in feature else None
         if label is not None:
             found.append((rule["task"], int(label >= rule["threshold"])))
     return found

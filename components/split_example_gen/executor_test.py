@@ -233,6 +233,9 @@ def test_task_classes_follow_the_rules():
     clicked.features.feature["cvrlabel"].float_list.value[0] = 0.5
     assert executor.task_classes(clicked, rules) == [("ctr", 1), ("cvr", 0)]
     assert executor.task_classes(make_example("s3", "u3", order=("seqnum",)), rules) == []
+    as_bytes = make_example("s4", "u4", order=("seqnum",))
+    as_bytes.features.feature["label"].bytes_list.value.append(b"1")
+    assert executor.task_classes(as_bytes, rules) == []          # left to the data validator
 
 
 def test_grown_share_gives_each_task_enough_rows_of_its_rarer_class():
