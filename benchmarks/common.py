@@ -153,8 +153,8 @@ def ensure_run(args, config, profile="default", splits=False):
     suffix = "" if profile == "default" else f"-{profile}"
     root = os.path.abspath(args.root or os.path.join(
         args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}{suffix}"))
-    outputs = finished_outputs(root, config)
-    if outputs is None or not args.root:
+    outputs = finished_outputs(root, config) if args.root else None
+    if outputs is None:
         from pipeline import local_runner
         data, _ = synthetic_data(args.work, config.data.synthetic_rows,
                                  config.data.synthetic_seed, profile=profile, splits=splits)

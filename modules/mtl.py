@@ -136,7 +136,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
                 tf.summary.scalar(f"loss/{task}", loss)
 
     network, trainer, task_masks, fit = train(inputs, config, ticket_masks, start,
-                                                  on_log=on_log)
+                                              on_log=on_log)
     transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
     validation = metrics(trainer, inputs.validation)
     evaluation = metrics(trainer, inputs.evaluation)

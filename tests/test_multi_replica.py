@@ -11,16 +11,11 @@ pytestmark = pytest.mark.long    # two trainings under MirroredStrategy: ~4 minu
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """The check's JSON, computed once per test process: pytest-xdist can tear a module fixture
-    down between two of the module's tests, and this one takes minutes."""
-    done = tmp_path_factory.getbasetemp() / "multi_replica_results.json"
-    if not done.exists():
-        script = os.path.join(os.path.dirname(__file__), "multi_replica_check.py")
-        out = subprocess.run([sys.executable, script, str(tmp_path_factory.mktemp("replicas"))],
-                             capture_output=True, text=True, timeout=900)
-        assert out.returncode == 0, out.stderr[-3000:]
-        done.write_text(out.stdout.strip().splitlines()[-1])
-    return json.loads(done.read_text())
+    script = os.path.join(os.path.dirname(__file__), "multi_replica_check.py")
+    out = subprocess.run([sys.executable, script, str(tmp_path_factory.mktemp("replicas"))],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_two_replicas_split_the_global_batch(results):
