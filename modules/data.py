@@ -2,9 +2,14 @@
 
 One reader for every split and size: shards are read in parallel (a deterministic interleave),
 records are shuffled in a seeded buffer, batched, parsed per batch and prefetched. An epoch is one
-pass over the files; its order depends only on (seed, epoch). With `input.cache` the serialized
-records are kept in memory after the first pass (small data), the same pipeline otherwise.
-Nothing here holds a split in memory unless that option says so.
+pass over the files; its order depends only on (seed, epoch) and the rows. A split that fits the
+shuffle buffer (`input.shuffle_buffer` rows) is shuffled as a whole, from its rows sorted by a
+fingerprint of their parsed values, so its order does not depend on how Beam happened to write
+the rows to files (ExampleGen and Transform write them in an order of their own, which changes
+with the Transform graph); a larger split is shuffled within the buffer's window, in file order.
+With `input.cache` the serialized records are kept in memory after the first pass (small data),
+the same pipeline otherwise. Nothing here holds a split in memory unless the buffer or that
+option says so.
 """
 import os
 
@@ -52,9 +57,20 @@ class Examples:
     def batches(self, batch_size, seed=None, epoch=0):
         """One pass as a tf.data.Dataset of parsed batches (dicts of dense tensors).
 
-        `seed=None`: file order, record order (evaluation). Otherwise the shard order (uncached)
-        and a `shuffle_buffer` of records are shuffled with `epoch_seed(seed, epoch)`.
+        `seed=None`: file order, record order (evaluation). Otherwise shuffled with
+        `epoch_seed(seed, epoch)`: a split of at most `shuffle_buffer` rows as a whole from its
+        rows in content order (`_by_content`); a larger one by shard order (uncached) and a
+        `shuffle_buffer` window of records.
         """
+        spec = self.feature_spec
+        if seed is not None and self.num_rows <= self.config.shuffle_buffer:
+            source = self._cached if self._cached is not None else self._records(self.files)
+            rows = (source.batch(self.num_rows)
+                    .map(lambda serialized: _by_content(tf.io.parse_example(serialized, spec)))
+                    .unbatch()
+                    .shuffle(self.num_rows, seed=epoch_seed(seed, epoch),
+                             reshuffle_each_iteration=False))
+            return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
         if seed is None:
             records = self._cached if self._cached is not None else self._records(self.files)
         else:
@@ -66,7 +82,6 @@ class Examples:
                 records = self._records([self.files[i] for i in shuffled])
             records = records.shuffle(self.config.shuffle_buffer, seed=order,
                                       reshuffle_each_iteration=False)
-        spec = self.feature_spec
         return (records.batch(batch_size)
                 .map(lambda serialized: tf.io.parse_example(serialized, spec),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -91,6 +106,16 @@ class Examples:
             cycle_length=min(self.config.interleave_files, len(files)), block_length=16,
             num_parallel_calls=min(self.config.interleave_files, len(files)),
             deterministic=True)
+
+
+def _by_content(batch):
+    """A parsed batch's rows sorted by a fingerprint of their values (every feature, in name
+    order): one order for the same rows, whatever order they were read in."""
+    rows = tf.shape(next(iter(batch.values())))[0]
+    parts = [tf.fingerprint(tf.reshape(batch[name], [rows, -1])) for name in sorted(batch)]
+    key = tf.bitcast(tf.fingerprint(tf.concat(parts, axis=1)), tf.int64)
+    order = tf.argsort(key, stable=True)
+    return {name: tf.gather(value, order) for name, value in batch.items()}
 
 
 def write_examples(arrays, path):

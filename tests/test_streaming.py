@@ -56,6 +56,30 @@ def test_every_row_exactly_once_per_epoch_in_a_seeded_order(shards, cache):
     assert sorted(rows_of(examples)) == list(range(total))
 
 
+def test_a_split_within_the_buffer_has_one_order_however_its_files_hold_the_rows(
+        shards, tmp_path):
+    """The same rows, written by another Beam run to other files in another order, train in
+    the same order (the order is a function of the rows, the seed and the epoch)."""
+    total = sum(ROWS_PER_SHARD)
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(total).astype(np.int64)
+    files = [data.write_examples(
+        {"row": part, "pair": np.stack([part, -part], axis=1),
+         "score": (part / 1000.0).astype(np.float32)}, str(tmp_path / f"other-{i}.gz"))
+        for i, part in enumerate(np.split(rows, [100, 120]))]
+    for cache in (False, True):
+        original = reader(shards, shuffle_buffer=total, cache=cache)
+        rewritten = reader((files, shards[1]), shuffle_buffer=total, cache=cache)
+        for seed, epoch in ((7, 0), (7, 1), (8, 0)):
+            order = rows_of(original, seed=seed, epoch=epoch)
+            assert sorted(order) == list(range(total)) and order != sorted(order)
+            assert rows_of(rewritten, seed=seed, epoch=epoch) == order
+        assert rows_of(original, seed=7) != rows_of(original, seed=8)
+    # a split larger than the buffer is read in file order: the files decide
+    assert rows_of(reader(shards, shuffle_buffer=total - 1), seed=7) != rows_of(
+        reader((files, shards[1]), shuffle_buffer=total - 1), seed=7)
+
+
 def test_the_cache_option_reads_the_files_once(shards, tmp_path):
     copies = [str(tmp_path / os.path.basename(f)) for f in shards[0]]
     for source, copy in zip(shards[0], copies):
