@@ -60,7 +60,7 @@ def toy_training_inputs(directory, rows=(600, 300, 300), strategy=None, input_co
                                      for n, seed in zip(rows, (1, 3, 2)))
     return TrainingInputs(
         train=train, validation=validation, evaluation=evaluation,
-        vocab_sizes={group: TOY_VOCAB for group in features.vocabulary_groups()},
+        vocab_sizes={group: TOY_VOCAB for group in Config().spec.vocabulary_groups()},
         strategy=strategy or tf.distribute.get_strategy())
 
 

@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
                                     "modules", "modules.*", "kubeflow", "kubeflow.*"]),
-    package_data={"pipeline": ["../schema/*.pbtxt"]},
+    package_data={"pipeline": ["../schema/*.pbtxt"], "modules": ["*.yaml"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

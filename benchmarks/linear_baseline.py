@@ -4,8 +4,9 @@ Inputs are dicts of numpy arrays of transformed examples, as the trainers read t
 (`modules.data.Examples.read_arrays`): int64 ids [rows] for single-valued features, int64 ids
 [rows, max_list_length] padded with `PAD_ID` for multi-valued ones, `label` and `conversion`.
 
-Design matrix (scipy CSR): one column per (feature, id) over `features.STRING_FEATURES`, features
-sharing a vocabulary (FEA_VID and FEA_SVID, ...) still getting their own columns. Feature f owns
+Design matrix (scipy CSR): one column per (feature, id) over the spec's embedded features (ids,
+id lists, bucketised numerics), features sharing a vocabulary (FEA_VID and FEA_SVID, ...) still
+getting their own columns, then one column per numeric feature holding its normalised value. Feature f owns
 the columns offset_f + id for id in [0, width_f), width_f = 1 + its largest id in the *train* rows
 (`feature_widths`). A single-valued id puts 1 in its column; a multi-valued feature puts 1/len on
 each id of its list (len counts the non-padding ids: mean pooling, as in the model), so every
@@ -32,18 +33,20 @@ DEFAULT_C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 MAX_ITER = 2000
 
 
-def feature_widths(train):
-    """{feature: 1 + largest id in the train rows} (0 when the feature is all padding)."""
-    return {name: int(np.max(train[name], initial=PAD_ID)) + 1
-            for name in features.STRING_FEATURES}
+def feature_widths(train, spec):
+    """{embedded feature of `spec`: 1 + largest id in the train rows} (0 when the feature is all
+    padding)."""
+    return {f.name: int(np.max(train[f.name], initial=PAD_ID)) + 1
+            for f in spec.features if f.embedded}
 
 
-def design_matrix(arrays, widths):
-    """CSR [rows, sum(widths)] one-hot matrix of the string features (see the module doc)."""
+def design_matrix(arrays, widths, spec):
+    """CSR [rows, sum(widths) + numeric features] matrix of the spec's features (see the module
+    doc)."""
     rows = len(arrays[features.LABEL])
     row_parts, column_parts, value_parts = [], [], []
     offset = 0
-    for name in features.STRING_FEATURES:
+    for name in widths:
         ids = np.asarray(arrays[name]).reshape(rows, -1)
         present = ids != PAD_ID
         weight = 1.0 / np.maximum(present.sum(axis=1), 1)
@@ -52,20 +55,27 @@ def design_matrix(arrays, widths):
         column_parts.append(offset + ids[row, slot])
         value_parts.append(weight[row])
         offset += widths[name]
+    for f in spec.features:
+        if not f.embedded:
+            row_parts.append(np.arange(rows))
+            column_parts.append(np.full(rows, offset))
+            value_parts.append(np.asarray(arrays[f.name], np.float64).reshape(rows))
+            offset += 1
     return scipy.sparse.csr_matrix(
         (np.concatenate(value_parts), (np.concatenate(row_parts), np.concatenate(column_parts))),
         shape=(rows, offset))
 
 
-def fit_and_score(train, validation, evaluation, c_grid=DEFAULT_C_GRID):
-    """Fit CTR and CVR per C on `train`, choose C on `validation`, score `evaluation`.
+def fit_and_score(train, validation, evaluation, spec, c_grid=DEFAULT_C_GRID):
+    """Fit CTR and CVR per C on `train`, choose C on `validation`, score `evaluation`; `spec` is
+    the config's feature spec.
 
     Returns {"ctr", "cvr", "ctcvr": eval AUCs of the chosen models, "validation": {task: AUC of
     the chosen C}, "validation_by_c": {task: {C: AUC}}, "chosen_c": {task: C}, "train_s": seconds
     spent fitting every model}.
     """
-    widths = feature_widths(train)
-    x_train, x_validation, x_eval = (design_matrix(a, widths)
+    widths = feature_widths(train, spec)
+    x_train, x_validation, x_eval = (design_matrix(a, widths, spec)
                                      for a in (train, validation, evaluation))
     targets = {"ctr": (features.LABEL, np.ones(len(train[features.LABEL]), dtype=bool)),
                "cvr": (features.CONVERSION, np.asarray(train[features.LABEL]) == 1)}

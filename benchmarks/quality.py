@@ -155,7 +155,8 @@ def measure(args):
     from benchmarks import linear_baseline
     eval_arrays = inputs.evaluation.read_arrays()       # small data: the baselines need them
     linear = linear_baseline.fit_and_score(inputs.train.read_arrays(),
-                                           inputs.validation.read_arrays(), eval_arrays)
+                                           inputs.validation.read_arrays(), eval_arrays,
+                                           config.spec)
     if args.quick:
         # One (partial) batch per epoch on the tiny data, so every step function is traced once
         # (tracing, not training, is what a quick run spends its time on).

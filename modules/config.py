@@ -5,8 +5,12 @@ A `Config` is built from defaults, optionally overlaid with a JSON or YAML file
 sections they need as JSON strings (`Config.to_json()` / `Config.from_json()`), so every
 process (local, Beam worker, Kubeflow pod) sees the same values.
 
-Ground layer (with `modules.features`): imports nothing else of the project, so modules,
-components, the Kubeflow runner and the benchmarks read it without importing the pipeline.
+Defaults that name a dataset's columns (the feature spec, the split key, the slices) are read
+from the shipped LT4REC file, `modules/lt4rec.yaml`; the `spec` section is `modules.spec.Spec`.
+
+Ground layer (with `modules.errors`, `modules.features` and `modules.spec`): imports nothing else
+of the project, so modules, components, the Kubeflow runner and the benchmarks read it without
+importing the pipeline.
 """
 import dataclasses
 import json
@@ -15,6 +19,8 @@ import typing
 from typing import Dict, List, Optional
 
 from modules import features
+from modules.errors import ConfigError, check as _check, is_int as _is_int
+from modules.spec import Spec
 
 TASKS = ("ctr", "cvr")
 # The data splits: train fits, validation chooses (ticket rounds, early stopping, defaults), eval
@@ -22,8 +28,10 @@ TASKS = ("ctr", "cvr")
 SPLITS = ("train", "validation", "eval")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
+def _lt4rec(section, key=None):
+    """The shipped LT4REC default of `section` or `section.key` (`modules/lt4rec.yaml`)."""
+    values = features.lt4rec_defaults()[section]
+    return values if key is None else values[key]
 
 
 @dataclasses.dataclass
@@ -54,23 +62,15 @@ class DataConfig:
     # split. The default, the request id "seqnum", keeps each request's impressions together in
     # all three splits (and in the carved validation), so validation and eval never see a
     # request train saw. "" hashes the whole serialized record (data without a request key).
-    split_key: str = "seqnum"
+    split_key: str = dataclasses.field(default_factory=lambda: _lt4rec("data", "split_key"))
 
 
 @dataclasses.dataclass
 class VocabConfig:
-    """Transform vocabularies: per-group settings fall back to the defaults."""
+    """Transform vocabularies: the defaults of every group (`spec.groups` sets one group's)."""
     top_k: Optional[int] = None
     frequency_threshold: int = 1
     num_oov_buckets: int = 10
-    per_group: Dict[str, Dict[str, Optional[int]]] = dataclasses.field(default_factory=dict)
-
-    def for_group(self, group):
-        """Return (top_k, frequency_threshold, num_oov_buckets) for a vocabulary group."""
-        over = self.per_group.get(group, {})
-        return (over.get("top_k", self.top_k),
-                over.get("frequency_threshold", self.frequency_threshold),
-                over.get("num_oov_buckets", self.num_oov_buckets))
 
 
 @dataclasses.dataclass
@@ -170,7 +170,8 @@ class EvalGateConfig:
     ctr_auc_lower_bound: float = 0.55
     cvr_auc_lower_bound: float = 0.55
     max_auc_regression: float = 0.01     # vs. the latest blessed model
-    slice_features: List[str] = dataclasses.field(default_factory=lambda: ["FEA_ALGID"])
+    slice_features: List[str] = dataclasses.field(
+        default_factory=lambda: _lt4rec("evaluation", "slice_features"))
 
 
 @dataclasses.dataclass
@@ -212,6 +213,8 @@ class KubeflowConfig:
 class Config:
     """The whole pipeline configuration."""
     pipeline_name: str = "lt4rec"
+    spec: Spec = dataclasses.field(
+        default_factory=lambda: _build(Spec, _lt4rec("spec"), "spec."))
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     vocab: VocabConfig = dataclasses.field(default_factory=VocabConfig)
     input: InputConfig = dataclasses.field(default_factory=InputConfig)
@@ -236,16 +239,19 @@ class Config:
         return json.dumps(values, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values):
-        """Build and validate a Config from a (possibly partial) nested dict."""
-        config = _build(cls, values or {}, "")
-        config.validate()
+    def from_dict(cls, values, sections=None):
+        """Build and validate a Config from a (possibly partial) nested dict; a `spec` given in
+        part overlays the shipped LT4REC spec (a list it gives replaces that list whole).
+        `sections`: as for `validate`."""
+        config = _build(cls, _merge({"spec": _lt4rec("spec")}, values or {}), "")
+        config.validate(sections)
         return config
 
     @classmethod
     def from_json(cls, text):
-        """Inverse of `to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of `to_json` (of all sections, or of some: see `validate`)."""
+        values = json.loads(text)
+        return cls.from_dict(values, sections=set(values))
 
     @classmethod
     def load(cls, path=None, overrides=None):
@@ -259,8 +265,15 @@ class Config:
             values = _parse(path, text)
         return cls.from_dict(_merge(values, overrides or {}))
 
-    def validate(self):
-        """Raise ConfigError naming the first invalid field."""
+    def validate(self, sections=None):
+        """Raise ConfigError naming the first invalid field.
+
+        With `sections` (those a component's `to_json(sections)` carries), settings of the other
+        sections are defaults its code never reads, so they are not checked against the spec.
+        """
+        def given(section):
+            return sections is None or section in sections
+
         _check(0 < self.ticket.final_density <= 1, "ticket.final_density",
                self.ticket.final_density, "must be in (0, 1]")
         _check(0 <= self.ticket.min_density <= 1, "ticket.min_density",
@@ -333,22 +346,15 @@ class Config:
                 _check(task in TASKS, f"mtl.{field}", task,
                        f"unknown task; known tasks: {list(TASKS)}")
                 _check(weight >= 0, f"mtl.{field}.{task}", weight, "must be >= 0")
-        groups = features.vocabulary_groups()
-        for group, over in self.vocab.per_group.items():
-            _check(group in groups, "vocab.per_group", group,
-                   f"unknown vocabulary group; known: {sorted(groups)}")
-            for key in over:
-                _check(key in ("top_k", "frequency_threshold", "num_oov_buckets"),
-                       f"vocab.per_group.{group}", key, "unknown setting")
-        for group in [None] + sorted(self.vocab.per_group):
-            where = "vocab" if group is None else f"vocab.per_group.{group}"
-            top_k, threshold, oov = self.vocab.for_group(group)
-            _check(top_k is None or (_is_int(top_k) and top_k > 0), f"{where}.top_k", top_k,
-                   "must be a positive integer or null (no limit)")
-            _check(_is_int(threshold) and threshold >= 1, f"{where}.frequency_threshold",
-                   threshold, "must be an integer >= 1")
-            _check(_is_int(oov) and oov >= 1, f"{where}.num_oov_buckets", oov,
-                   "must be an integer >= 1 (unseen values need an id)")
+        vocab = self.vocab
+        _check(vocab.top_k is None or (_is_int(vocab.top_k) and vocab.top_k > 0), "vocab.top_k",
+               vocab.top_k, "must be a positive integer or null (no limit)")
+        _check(_is_int(vocab.frequency_threshold) and vocab.frequency_threshold >= 1,
+               "vocab.frequency_threshold", vocab.frequency_threshold, "must be an integer >= 1")
+        _check(_is_int(vocab.num_oov_buckets) and vocab.num_oov_buckets >= 1,
+               "vocab.num_oov_buckets", vocab.num_oov_buckets,
+               "must be an integer >= 1 (unseen values need an id)")
+        self.spec.validate(TASKS, features.TRANSFORMED_LABELS)
         _check(all(isinstance(d, str) and d for d in self.model.devices), "model.devices",
                self.model.devices, "must be a list of device names such as '/gpu:0'")
         _check(sorted(self.data.split_buckets) == sorted(SPLITS) and
@@ -365,10 +371,11 @@ class Config:
                self.data.validation_min_class_rows, "must be an integer >= 0 (0: off)")
         _check(0 < self.data.validation_max_share < 1, "data.validation_max_share",
                self.data.validation_max_share, "must be in (0, 1)")
-        _check(self.data.split_key == "" or self.data.split_key in
-               features.STRING_FEATURES + (features.SEQNUM,), "data.split_key",
-               self.data.split_key, "must be empty (hash the whole record) or an id feature "
-               "such as 'seqnum' (not a label or score: that would split by outcome)")
+        keyed = self.spec.fields() + self.spec.keys
+        _check(not given("data") or self.data.split_key in [""] + keyed, "data.split_key",
+               self.data.split_key, f"must be empty (hash the whole record) or a feature or "
+               f"key column of the spec {keyed} (not a label or score: that would split by "
+               f"outcome)")
         for name in ("ctr_auc_lower_bound", "cvr_auc_lower_bound"):
             value = getattr(self.evaluation, name)
             _check(0 <= value <= 1, f"evaluation.{name}", value, "must be in [0, 1]")
@@ -376,9 +383,9 @@ class Config:
                self.evaluation.max_auc_regression, "must be >= 0")
         _check(self.ticket.selection_tolerance >= 0, "ticket.selection_tolerance",
                self.ticket.selection_tolerance, "must be >= 0")
-        for name in self.evaluation.slice_features:
-            _check(name in features.RAW_FEATURES, "evaluation.slice_features", name,
-                   "is not a raw feature")
+        for name in self.evaluation.slice_features if given("evaluation") else []:
+            _check(name in keyed, "evaluation.slice_features", name,
+                   "is not a feature or key column of the spec")
 
 
 def _parse(path, text):
@@ -402,17 +409,11 @@ def _field(config, dotted):
     return config
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
+# Settings that moved: {old dotted name: where they are now}.
+_MOVED = {"vocab.per_group": "spec.groups (one entry per group: top_k, frequency_threshold, "
+                             "num_oov_buckets, embedding_dim)"}
 RESOURCE_FIELDS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
 _TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
-
-
-def _check(ok, field, value, message):
-    if not ok:
-        raise ConfigError(f"invalid configuration: {field} = {value!r} {message}")
 
 
 def _merge(base, over):
@@ -430,14 +431,28 @@ def _build(cls, values, prefix):
         raise ConfigError(f"invalid configuration: {prefix or 'config'} must be a mapping")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
+    for key in unknown:
+        if prefix + key in _MOVED:
+            raise ConfigError(f"invalid configuration: {prefix}{key} moved to "
+                              f"{_MOVED[prefix + key]}")
     if unknown:
         raise ConfigError(f"invalid configuration: unknown key(s) {unknown} in "
                           f"{prefix or 'config'}; known: {sorted(known)}")
     kwargs = {}
     for name, value in values.items():
         field_type = known[name].type
+        origin, args = typing.get_origin(field_type), typing.get_args(field_type)
         if dataclasses.is_dataclass(field_type):
             kwargs[name] = _build(field_type, value, f"{prefix}{name}.")
+        elif origin is list and dataclasses.is_dataclass(args[0]):
+            _check(isinstance(value, list), prefix + name, value, "must be a list")
+            kwargs[name] = [_build(args[0], item, f"{prefix}{name}[{i}].")
+                            for i, item in enumerate(value)]
+        elif origin is dict and dataclasses.is_dataclass(args[1]):
+            _check(isinstance(value, dict) and all(isinstance(k, str) for k in value),
+                   prefix + name, value, "must be a mapping from names")
+            kwargs[name] = {key: _build(args[1], item, f"{prefix}{name}.{key}.")
+                            for key, item in value.items()}
         else:
             _check(_has_type(value, field_type), prefix + name, value,
                    f"must be of type {_type_name(field_type)}")

@@ -4,8 +4,9 @@ Signatures:
 - `serving_default(examples: string[batch])` -> {`ctr`, `cvr`, `ctcvr` = ctr * cvr}: parses raw
   serialized tf.Examples, applies the Transform graph, and runs each task through its own mask.
 - `transform_features(examples)` -> the transformed labels, for TFMA.
-- `evaluation(examples)` -> the serving outputs plus `pctr_reference` (the production score parsed
-  from the example's `pctr`), so TFMA reports the production model's CTR AUC beside ours.
+- `evaluation(examples)` -> the serving outputs plus each reference score of the spec (e.g.
+  `pctr_reference`, the production score parsed from the example's `pctr`), so TFMA reports the
+  production model's AUC beside ours.
 
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
 connections are exact zeros in the exported weights. A task served from its own ticket's weights
@@ -23,9 +24,11 @@ SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 class ServingModule(tf.Module):
     """The exported object: network, per-task masked kernels and the Transform layer."""
 
-    def __init__(self, network, task_masks, tft_output, served=None):
-        """`served`: {task: (network, masks)} for tasks another network serves."""
+    def __init__(self, network, task_masks, tft_output, served=None, references=None):
+        """`served`: {task: (network, masks)} for tasks another network serves; `references`:
+        {name: (score column, task)} (`Spec.reference_columns`) for the evaluation signature."""
         super().__init__()
+        self._references = {name: column for name, (column, _) in (references or {}).items()}
         served = served or {}
         networks = {task: served[task][0] if task in served else network
                     for task in ("ctr", "cvr")}
@@ -60,10 +63,10 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def evaluate(self, examples):
-        """Serving outputs plus the production `pctr` score as `pctr_reference`."""
+        """Serving outputs plus the reference scores of the data (e.g. `pctr_reference`)."""
         transformed = self._transform(examples)
         outputs = self._predict(transformed)
-        outputs["pctr_reference"] = transformed[features.PCTR_SCORE]
+        outputs.update({name: transformed[column] for name, column in self._references.items()})
         return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -71,14 +74,13 @@ class ServingModule(tf.Module):
         """Serialized raw tf.Examples -> transformed features (for evaluation)."""
         transformed = self._transform(examples)
         return {name: transformed[name] for name in transformed
-                if name in (features.LABEL, features.CVR_LABEL, features.CONVERSION,
-                            features.PCTR_SCORE)}
+                if name in features.TRANSFORMED_LABELS + tuple(self._references.values())}
 
 
-def export(network, task_masks, tft_output, path, served=None):
-    """Write the SavedModel to `path` (written aside, then renamed into place); `served` as for
-    `ServingModule`."""
-    module = ServingModule(network, task_masks, tft_output, served)
+def export(network, task_masks, tft_output, path, served=None, references=None):
+    """Write the SavedModel to `path` (written aside, then renamed into place); `served` and
+    `references` as for `ServingModule`."""
+    module = ServingModule(network, task_masks, tft_output, served, references)
     tmp = path.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)

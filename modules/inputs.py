@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from modules import data, distribution, features, memory, model
+from modules import data, distribution, memory, model, spec as spec_lib
 from modules.config import TASKS
 
 
@@ -43,10 +43,13 @@ def load(examples_uri, transform_graph_uri, config, devices=None):
 
 
 def vocab_sizes(tft_output, config):
-    """{group: vocabulary size + OOV buckets}: the embedding table sizes."""
-    return {group: tft_output.vocabulary_size_by_name(features.vocabulary_name(group))
-            + config.vocab.for_group(group)[2]
-            for group in features.vocabulary_groups()}
+    """{table: rows}: each vocabulary group's vocabulary size + OOV buckets, each bucketised
+    numeric feature's bucket count."""
+    spec = config.spec
+    sizes = {group: tft_output.vocabulary_size_by_name(spec_lib.vocabulary_name(group))
+             + spec.vocab_settings(group, config.vocab)[2]
+             for group in spec.vocabulary_groups()}
+    return {**sizes, **spec.bucket_tables()}
 
 
 def build_network(inputs, config, tasks):
@@ -58,6 +61,6 @@ def build_network(inputs, config, tasks):
 def network_for(vocab_sizes, config, tasks):
     """The seeded LT4RecNetwork of `config.model` for these embedding table sizes and tasks."""
     return model.LT4RecNetwork(
-        vocab_sizes, tasks, embedding_dim=config.model.embedding_dim,
+        vocab_sizes, tasks, config.spec, embedding_dim=config.model.embedding_dim,
         hidden_units=config.model.hidden_units, dropout=config.model.dropout,
         linear_term=config.model.linear_term, seed=config.model.seed)

@@ -1,6 +1,4 @@
 """What the embedding tables cost in training memory, and the budget that refuses oversized ones."""
-from modules import features
-
 FLOAT_BYTES = 4
 MB = 1 << 20
 
@@ -9,22 +7,25 @@ class MemoryBudgetError(ValueError):
     """The embedding tables would exceed `model.table_memory_budget_mb`; names the groups."""
 
 
-def table_memory(vocab_sizes, model_config, tasks):
-    """{group: {"rows", "parameters_mb", "adam_slots_mb", "snapshots_mb", "total_mb"}}.
+def table_memory(vocab_sizes, config, tasks):
+    """{table: {"rows", "parameters_mb", "adam_slots_mb", "snapshots_mb", "total_mb"}}.
 
-    A group has its embedding table (rows x embedding_dim) and, with `model.linear_term`, one
-    linear table (rows x 1) per member feature and task. Each task's Adam keeps two slots of every
+    A table (a vocabulary group of the spec, or a bucketised numeric feature) has its embedding
+    (rows x its embedding_dim) and, with `model.linear_term`, one linear table (rows x 1) per
+    member feature and task. Each task's Adam keeps two slots of every
     table it steps (the shared embedding: every task; a linear table: its own task only), and
     training keeps up to three host copies of the parameters (ticket search: its start point,
     the best check and the chosen round's weights; MTL: the best check, each task's own linear
     rows at its best check and, on negative transfer, the ticket network it serves from).
     """
-    groups = features.vocabulary_groups()
+    members = {**config.spec.vocabulary_groups(),
+               **{name: (name,) for name in config.spec.bucket_tables()}}
+    dims = config.spec.embedding_dims(config.model.embedding_dim)
     n_tasks = len(tasks)
     result = {}
     for group, rows in sorted(vocab_sizes.items()):
-        embedding = rows * model_config.embedding_dim
-        linear = rows * len(groups[group]) * n_tasks if model_config.linear_term else 0
+        embedding = rows * dims[group]
+        linear = rows * len(members[group]) * n_tasks if config.model.linear_term else 0
         parameters = embedding + linear
         slots = 2 * n_tasks * embedding + 2 * linear
         sizes = {"parameters_mb": parameters, "adam_slots_mb": slots,
@@ -37,7 +38,7 @@ def table_memory(vocab_sizes, model_config, tasks):
 def check_budget(vocab_sizes, config, tasks, log=None):
     """Log each table's rows and memory; raise MemoryBudgetError naming the largest groups if
     their total exceeds `model.table_memory_budget_mb` (0: no limit). Returns `table_memory`."""
-    tables = table_memory(vocab_sizes, config.model, tasks)
+    tables = table_memory(vocab_sizes, config, tasks)
     total = sum(t["total_mb"] for t in tables.values())
     if log:
         for group, t in tables.items():
@@ -53,6 +54,6 @@ def check_budget(vocab_sizes, config, tasks, log=None):
         raise MemoryBudgetError(
             f"embedding tables need {total:,.0f} MB, over model.table_memory_budget_mb = "
             f"{budget:,.0f}; largest groups: {named}. Bound them with "
-            f"vocab.per_group.<group>.top_k or frequency_threshold (unseen ids then share "
+            f"spec.groups.<group>.top_k or frequency_threshold (unseen ids then share "
             f"num_oov_buckets hashed rows), or raise the budget")
     return tables

@@ -1,28 +1,29 @@
 """The LT4REC network (tf_keras): embeddings -> DLRM dot interactions -> maskable MLP -> heads.
 
-- One embedding table per vocabulary group (`features.vocabulary_groups()`); multi-valued features
-  are mean-pooled over their non-padding ids (an empty list pools to zeros).
+- The fields are the config spec's features, in spec order (`modules.spec`). One embedding table
+  per vocabulary group (and per bucketised numeric feature); `id_list` features are mean-pooled
+  over their non-padding ids (an empty list pools to zeros). A table narrower or wider than
+  `embedding_dim` (`spec.groups.<group>.embedding_dim`) is projected to it by a learned matrix. A
+  numeric feature's field is its (normalised) value times a learned vector.
 - Interaction: the full F x F matrix of pairwise dot products of the F field embeddings, flattened
   (as in the original LT4REC), concatenated with the flattened embeddings.
 - MLP with ReLU whose kernels are the prunable set: `call(..., masks=[m0, m1, ...])` multiplies each
   kernel by its mask, so a masked connection is exactly zero in the forward pass. Dropout after
   every hidden layer on training steps.
 - One linear logit head per task on the last hidden layer, plus (with `linear_term`) a per-task
-  linear term over every id feature (wide-and-deep's wide part: one weight per id and feature,
-  mean-pooled over lists), which small data with rare ids learns faster than the deep part.
+  linear term over every field (wide-and-deep's wide part: one weight per id and feature,
+  mean-pooled over lists; one weight per numeric feature), which small data with rare ids learns
+  faster than the deep part.
 - `forward(..., with_penalty=True)` also returns each example's squared norm of the embedding and
   linear rows it looked up, for an L2 penalty that touches only those rows (lazy, like LazyAdam).
 """
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import features
 from modules.features import PAD_ID
 
-FIELDS = features.SINGLE_VALUED + features.MULTI_VALUED
 
-
-def input_width(embedding_dim, fields=len(FIELDS)):
+def input_width(embedding_dim, fields):
     """Width of the MLP input: flattened embeddings plus the full interaction matrix."""
     return fields * embedding_dim + fields * fields
 
@@ -30,17 +31,34 @@ def input_width(embedding_dim, fields=len(FIELDS)):
 class LT4RecNetwork(keras.Model):
     """Shared dense base network with one logit head per task."""
 
-    def __init__(self, vocab_sizes, tasks, embedding_dim=16, hidden_units=(512, 256, 128),
+    def __init__(self, vocab_sizes, tasks, spec, embedding_dim=16, hidden_units=(512, 256, 128),
                  dropout=0.0, linear_term=False, seed=0, **kwargs):
+        """`vocab_sizes`: {table: rows} (`inputs.vocab_sizes`); `spec`: the config's spec."""
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.embedding_dim = embedding_dim
+        self.fields = tuple(spec.fields())
+        self._table_of = {f.name: f.table for f in spec.features if f.embedded}
+        self._lists = frozenset(f.name for f in spec.of_kind("id_list"))
+        numeric = [f.name for f in spec.features if not f.embedded]
+        dims = spec.embedding_dims(embedding_dim)
+        tables = sorted(vocab_sizes.items())
         self.tables = {
             group: keras.layers.Embedding(
-                size, embedding_dim, name=f"embedding_{group}",
+                size, dims[group], name=f"embedding_{group}",
                 embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed + i))
-            for i, (group, size) in enumerate(sorted(vocab_sizes.items()))}
-        widths = [input_width(embedding_dim)] + list(hidden_units)
+            for i, (group, size) in enumerate(tables)}
+        self.projections = {
+            group: self.add_weight(
+                name=f"projection_{group}", shape=(dims[group], embedding_dim),
+                initializer=keras.initializers.GlorotNormal(seed=seed + 500 + i))
+            for i, (group, _) in enumerate(tables) if dims[group] != embedding_dim}
+        self.numeric_vectors = {
+            name: self.add_weight(
+                name=f"numeric_{name}", shape=(embedding_dim,),
+                initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed + 400 + i))
+            for i, name in enumerate(numeric)}
+        widths = [input_width(embedding_dim, len(self.fields))] + list(hidden_units)
         self.kernels, self.biases = [], []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             self.kernels.append(self.add_weight(
@@ -57,8 +75,12 @@ class LT4RecNetwork(keras.Model):
                          for i in range(len(hidden_units))] if dropout else []
         self.linear = {
             task: {name: keras.layers.Embedding(
-                vocab_sizes[features.group_of(name)], 1, name=f"linear_{task}_{name}",
-                embeddings_initializer="zeros") for name in FIELDS}
+                vocab_sizes[table], 1, name=f"linear_{task}_{name}",
+                embeddings_initializer="zeros") for name, table in self._table_of.items()}
+            for task in self.tasks} if linear_term else {}
+        self.numeric_linear = {
+            task: {name: self.add_weight(name=f"linear_{task}_{name}", shape=(1,),
+                                         initializer="zeros") for name in numeric}
             for task in self.tasks} if linear_term else {}
         for task, head in self.heads.items():
             head.build((None, widths[-1]))
@@ -71,23 +93,43 @@ class LT4RecNetwork(keras.Model):
         return list(self.kernels)
 
     def task_variables(self, task):
-        """Variables a step of `task` may change: shared base plus the task's own head."""
-        shared = [t.embeddings for t in self.tables.values()] + self.kernels + self.biases
-        own = [t.embeddings for t in self.linear.get(task, {}).values()]
-        return shared + self.heads[task].trainable_weights + own
+        """Variables a step of `task` may change: the shared base and the task's own."""
+        shared = ([t.embeddings for t in self.tables.values()] + list(self.projections.values())
+                  + list(self.numeric_vectors.values()) + self.kernels + self.biases)
+        return shared + self.own_variables(task)
+
+    def own_variables(self, task):
+        """The variables only `task` uses: its head and its linear term."""
+        return (self.heads[task].trainable_weights
+                + [t.embeddings for t in self.linear.get(task, {}).values()]
+                + list(self.numeric_linear.get(task, {}).values()))
 
     def embed(self, inputs):
         """([batch, fields, dim] field embeddings, [batch] squared norm of the rows looked up)."""
-        looked_up = [_lookup(self.tables[features.group_of(name)], name, inputs)
-                     for name in FIELDS]
+        looked_up = [self._field(name, inputs) for name in self.fields]
         return (tf.stack([pooled for pooled, _ in looked_up], axis=1),
                 tf.add_n([norm for _, norm in looked_up]))
 
+    def _field(self, name, inputs):
+        """(field embedding [batch, embedding_dim], [batch] squared norm of the rows it read)."""
+        if name in self.numeric_vectors:
+            value = tf.cast(inputs[name], tf.float32)
+            return value[:, None] * self.numeric_vectors[name][None, :], tf.zeros_like(value)
+        table = self._table_of[name]
+        pooled, norm = _lookup(self.tables[table], name, inputs, name in self._lists)
+        if table in self.projections:
+            pooled = tf.matmul(pooled, self.projections[table])
+        return pooled, norm
+
     def linear_logit(self, inputs, task):
         """([batch] linear term of `task`, [batch] squared norm of its weights looked up)."""
-        looked_up = [_lookup(table, name, inputs) for name, table in self.linear[task].items()]
-        return (tf.add_n([tf.squeeze(pooled, axis=1) for pooled, _ in looked_up]),
-                tf.add_n([norm for _, norm in looked_up]))
+        looked_up = [_lookup(table, name, inputs, name in self._lists)
+                     for name, table in self.linear[task].items()]
+        numeric = [tf.cast(inputs[name], tf.float32) * weight[0]
+                   for name, weight in self.numeric_linear[task].items()]
+        terms = [tf.squeeze(pooled, axis=1) for pooled, _ in looked_up] + numeric
+        norms = [norm for _, norm in looked_up]
+        return tf.add_n(terms), tf.add_n(norms) if norms else tf.zeros_like(terms[0])
 
     def effective_kernels(self, masks=None):
         """The MLP kernels as the forward pass sees them: kernel * mask when masks are given."""
@@ -121,14 +163,14 @@ class LT4RecNetwork(keras.Model):
         return self.logit(inputs, task, self.effective_kernels(masks))
 
 
-def _lookup(table, name, inputs):
+def _lookup(table, name, inputs, is_list):
     """(pooled [batch, dim] rows of feature `name` in `table`, [batch] their squared norm).
 
     Multi-valued features are mean-pooled over their non-padding ids (an empty list gives zeros);
     padding never reaches the table.
     """
     ids = tf.cast(inputs[name], tf.int64)
-    if name not in features.MULTI_VALUED:
+    if not is_list:
         rows = table(tf.reshape(ids, [-1]))
         return rows, tf.reduce_sum(tf.square(rows), axis=1)
     # Look up only the non-padding ids: a padding slot mapped to a real row would put that row

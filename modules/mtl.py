@@ -10,7 +10,6 @@ import tensorflow as tf
 from modules import export
 from modules import inputs as inputs_lib
 from modules import pruning
-from modules import tasks as task_lib
 from modules.training import MaskedTrainer, improved
 
 TASKS = ("ctr", "cvr")
@@ -53,7 +52,8 @@ def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on
     if start_prefix:
         tf.train.Checkpoint(network=network).read(start_prefix).assert_existing_objects_matched()
     task_masks = masks_for(config.mtl, network, ticket_masks)
-    trainer = MaskedTrainer(network, inputs.strategy, config.model, config.mtl.loss_weights)
+    trainer = MaskedTrainer(network, inputs.strategy, config.model, config.mtl.loss_weights,
+                            config.spec.reference_columns())
     for task in TASKS:
         trainer.set_masks(task, task_masks[task])
     trainer.reset_optimizers()
@@ -140,8 +140,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
     transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
     validation = metrics(trainer, inputs.validation)
     evaluation = metrics(trainer, inputs.evaluation)
-    reference = trainer.metrics(inputs.evaluation,
-                                [task_lib.PCTR_REFERENCE])[task_lib.PCTR_REFERENCE]["auc"]
+    references = trainer.metrics(inputs.evaluation, list(trainer.references)) \
+        if trainer.references else {}
     with writer.as_default(step=trainer.global_step):
         for check in fit.checks:
             for name, value in check["validation_auc"].items():
@@ -149,19 +149,20 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
         for name, value in evaluation["auc"].items():
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
-    export.export(network, task_masks, tft_output, serving_path, trainer.served)
+    export.export(network, task_masks, tft_output, serving_path, trainer.served,
+                  trainer.references)
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
               "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],
               "validation_calibration": validation["calibration"],
               "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
               "negative_transfer": transfer,
-              "pctr_reference_auc": reference,
               "steps": trainer.global_step, "masks": config.mtl.masks,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
               "validation_rows": inputs.validation.num_rows,
-              "embedding_tables": inputs.table_memory}
+              "embedding_tables": inputs.table_memory,
+              **{f"{name}_auc": result["auc"] for name, result in references.items()}}
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, sort_keys=True))

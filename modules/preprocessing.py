@@ -1,21 +1,25 @@
-"""TFX Transform module: vocabularise every string feature and derive the labels.
+"""TFX Transform module: every feature of the config's spec, the reference scores and the labels.
 
 `preprocessing_fn` is referenced by name (`modules.preprocessing.preprocessing_fn`) from the
-pipeline. Each vocabulary group of `features.vocabulary_groups()` gets one vocabulary computed over
-the union of its members' values, so the same string gets the same id in every member.
-Vocabularies are text files (line breaks inside values become spaces): TFT's `tfrecord_gzip`
-vocabularies load as dataset-initialised tables that TF 2.16 cannot re-export inside the serving
-SavedModel.
-Outputs (all dense):
-- single-valued features: int64 ids, shape [batch];
-- multi-valued features: int64 ids, shape [batch, max_list_length], padded with -1, truncated;
+pipeline; its `custom_config['config']` is a `Config.to_json()` string carrying the spec
+(`modules.spec`). Outputs (all dense, under the raw column's name unless said otherwise):
+- `id` features: int64 ids, shape [batch]; `id_list` features: int64 ids, shape
+  [batch, max_length], padded with -1, truncated. Each vocabulary group gets one vocabulary over
+  the union of its members' values, so the same string gets the same id in every member. Integer
+  ids are vocabularised as their decimal strings. Vocabularies are text files (line breaks inside
+  values become spaces): TFT's `tfrecord_gzip` vocabularies load as dataset-initialised tables
+  that TF 2.16 cannot re-export inside the serving SavedModel;
+- `numeric` features: float32 z-scores of the value (after log(1 + max(x, 0)) with
+  `normalize: log1p`), missing values taking the feature's `default` first; with `buckets: N`,
+  the int64 quantile bucket (0..N-1) of the value instead;
+- reference scores: float32 under `spec.score_key(column)` (-1 when not a number);
 - `label` (int64 click), `cvrlabel` (float), `conversion` (float 0/1: clicked and
-  cvrlabel >= cvr_threshold), `pctr_score` (float; -1 when unparseable).
+  cvrlabel >= cvr_threshold).
 """
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules import features
+from modules import features, spec as spec_lib
 from modules.config import Config
 from modules.features import PAD_ID
 
@@ -25,18 +29,26 @@ _NUMBER = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
 def preprocessing_fn(inputs, custom_config=None):
     """TFT preprocessing_fn; `custom_config['config']` is a `Config.to_json()` string."""
     config = Config.from_json(custom_config["config"]) if custom_config else Config()
-    strings = {name: _clean(_dense(inputs[name], features.MISSING))
-               for name in features.SINGLE_VALUED}
-    strings.update({name: _clean(inputs[name]) for name in features.MULTI_VALUED})
+    spec = config.spec
+    missing = [c for c in spec.fields() + [r.column for r in spec.reference_scores]
+               if c not in inputs]
+    if missing:
+        raise ValueError(f"the spec's columns {missing} are missing from the schema's features "
+                         f"{sorted(inputs)}")
+    strings = {f.name: _id_strings(inputs[f.name], f.kind) for f in spec.features
+               if f.kind != "numeric"}
     outputs = {}
-    for group, members in features.vocabulary_groups().items():
-        top_k, frequency_threshold, num_oov = config.vocab.for_group(group)
+    for group, members in spec.vocabulary_groups().items():
+        top_k, frequency_threshold, num_oov = spec.vocab_settings(group, config.vocab)
         vocab = tft.vocabulary(
             tf.concat([_flat_values(strings[m]) for m in members], axis=0),
             top_k=top_k, frequency_threshold=frequency_threshold,
-            vocab_filename=features.vocabulary_name(group), file_format="text")
+            vocab_filename=spec_lib.vocabulary_name(group), file_format="text")
         for member in members:
-            outputs[member] = _apply(strings[member], vocab, num_oov, config.data.max_list_length)
+            outputs[member] = _apply(strings[member], vocab, num_oov,
+                                     spec.list_length(member, config.data.max_list_length))
+    for feature in spec.of_kind("numeric"):
+        outputs[feature.name] = _numeric(inputs[feature.name], feature)
     label = _dense(inputs[features.LABEL], 0)
     cvrlabel = _dense(inputs[features.CVR_LABEL], 0.0)
     clicked = tf.equal(label, 1)
@@ -44,21 +56,47 @@ def preprocessing_fn(inputs, custom_config=None):
     outputs[features.CVR_LABEL] = cvrlabel
     outputs[features.CONVERSION] = tf.cast(
         tf.logical_and(clicked, cvrlabel >= config.data.cvr_threshold), tf.float32)
-    outputs[features.PCTR_SCORE] = parse_score(_dense(inputs[features.PCTR], features.MISSING))
+    for reference in spec.reference_scores:
+        outputs[spec_lib.score_key(reference.column)] = parse_score(inputs[reference.column])
     return outputs
 
 
-def parse_score(strings):
-    """Parse score strings to float32; anything that is not a number becomes -1."""
+def parse_score(value):
+    """A score column as float32 [batch]: numbers as they are, strings parsed; anything that is
+    not a number (or absent) becomes -1."""
+    if value.dtype != tf.string:
+        return _dense(tf.cast(value, tf.float32), -1.0)
+    strings = _dense(value, features.MISSING)
     valid = tf.strings.regex_full_match(strings, _NUMBER)
     return tf.strings.to_number(tf.where(valid, strings, "-1"), tf.float32)
 
 
-def _clean(value):
-    """Replace line breaks (text vocabulary files are line-based) in string values."""
+def _id_strings(value, kind):
+    """An id feature's values as cleaned strings: [batch] for `id` ("-1" when absent), the
+    (sparse) lists for `id_list`."""
+    if value.dtype != tf.string:
+        value = _map_values(value, tf.strings.as_string)
+    if kind == "id":
+        value = _dense(value, features.MISSING)
+    return _map_values(value, lambda v: tf.strings.regex_replace(v, r"[\r\n]", " "))
+
+
+def _numeric(value, feature):
+    """A numeric feature's transformed column (see the module docstring)."""
+    default = 0.0 if feature.default is None else float(feature.default)
+    x = _dense(tf.cast(value, tf.float32), default)
+    if feature.buckets:
+        return tft.bucketize(x, feature.buckets)
+    if feature.normalize == "log1p":
+        x = tf.math.log1p(tf.maximum(x, 0.0))
+    return tft.scale_to_z_score(x)
+
+
+def _map_values(value, fn):
+    """`fn` applied to a dense tensor, or to a sparse tensor's values."""
     if isinstance(value, tf.SparseTensor):
-        return tf.SparseTensor(value.indices, _clean(value.values), value.dense_shape)
-    return tf.strings.regex_replace(value, r"[\r\n]", " ")
+        return tf.SparseTensor(value.indices, fn(value.values), value.dense_shape)
+    return fn(value)
 
 
 def _flat_values(value):

@@ -45,15 +45,12 @@ def per_example_loss(task, batch, logits, model_config):
     return loss * clicked
 
 
-PCTR_REFERENCE = "pctr_reference"   # the production score in the data, evaluated like CTR
-
-
 def eval_rows(name, batch):
-    """(0/1 labels, boolean row selector) output `name` is evaluated on: CTR (and the production
-    pctr) all rows, CVR clicked rows, CTCVR all rows. Takes tensors or numpy arrays; returns
+    """(0/1 labels, boolean row selector) output `name` is evaluated on: CTR all rows, CVR
+    clicked rows, CTCVR all rows. Takes tensors or numpy arrays; returns
     tensors."""
     clicks = tf.convert_to_tensor(batch[features.LABEL])
-    if name in ("ctr", PCTR_REFERENCE):
+    if name == "ctr":
         return clicks, tf.ones_like(clicks, dtype=tf.bool)
     if name == "cvr":
         return batch[features.CONVERSION], tf.equal(clicks, 1)

@@ -174,7 +174,8 @@ def run_search(inputs, config, out_uri, log_dir=None):
     report = {"prunable_total": int(sum(int(tf.size(k)) for k in network.prunable_weights())),
               "prunable_layers": [list(k.shape) for k in network.prunable_weights()],
               "keep_per_round": config.ticket.keep_per_round, "seed": config.model.seed,
-              "rewind_step": config.ticket.rewind_step, "tasks": {}}
+              "rewind_step": config.ticket.rewind_step, "fields": config.spec.fields(),
+              "tasks": {}}
     chosen_masks = {}
     for task in tasks:
         results = search_task(trainer, task, inputs, config.ticket, start,

@@ -22,7 +22,6 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from modules import features
 from modules import tasks as task_lib
 from modules.lazy_adam import LazyAdam
 from modules.streaming_metrics import ScoreHistogram
@@ -68,8 +67,7 @@ class OwnParameters:
     """One task's own parameters: head, linear term and its mask-only MLP connections."""
 
     def __init__(self, network, task, only_masks):
-        self.variables = network.heads[task].trainable_weights + [
-            t.embeddings for t in network.linear.get(task, {}).values()]
+        self.variables = network.own_variables(task)
         self.kernels, self.only = network.prunable_weights(), only_masks
 
     def values(self):
@@ -90,8 +88,11 @@ class OwnParameters:
 class MaskedTrainer:
     """Trains one network through per-task masks under a tf.distribute strategy."""
 
-    def __init__(self, network, strategy, model_config, loss_weights=None):
+    def __init__(self, network, strategy, model_config, loss_weights=None, references=None):
+        """`references`: {name: (score column, task)} of the data's reference scores
+        (`Spec.reference_columns`), scored and evaluated like their task."""
         self.network = network
+        self.references = dict(references or {})
         self.strategy = strategy
         self.model_config = model_config
         self.loss_weights = dict(loss_weights or {})
@@ -271,8 +272,7 @@ class MaskedTrainer:
 
     def scores(self, batch, names):
         """{name: [batch] score}: a task's probability (through its masks, by the network that
-        serves it), "ctcvr" = ctr * cvr,
-        or `tasks.PCTR_REFERENCE` (the production score in the data)."""
+        serves it), "ctcvr" = ctr * cvr, or a reference score (a column of the data)."""
         probabilities = {}
 
         def probability(task):
@@ -282,8 +282,8 @@ class MaskedTrainer:
             return probabilities[task]
         result = {}
         for name in names:
-            if name == task_lib.PCTR_REFERENCE:
-                result[name] = batch[features.PCTR_SCORE]
+            if name in self.references:
+                result[name] = batch[self.references[name][0]]
             elif name == "ctcvr":
                 result[name] = probability("ctr") * probability("cvr")
             else:
@@ -301,7 +301,8 @@ class MaskedTrainer:
             def update(batch):
                 scores = self.scores(batch, names)
                 for name, histogram in histograms.items():
-                    labels, rows = task_lib.eval_rows(name, batch)
+                    labels, rows = task_lib.eval_rows(
+                        self.references[name][1] if name in self.references else name, batch)
                     histogram.update(labels, scores[name], rows)
             self._metrics[key] = (histograms, update)
         histograms, update = self._metrics[key]

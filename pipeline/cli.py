@@ -18,6 +18,8 @@ def _parser():
                      "subdirectories, or hash-split); default: generate synthetic data")
     run.add_argument("--root", default="runs/default", help="all artifacts go under this directory")
     run.add_argument("--config", help="JSON or YAML file overriding the defaults")
+    run.add_argument("--schema", help="schema.pbtxt of the data (default: the LT4REC schema, "
+                                      "schema/schema.pbtxt)")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
 
     predict = sub.add_parser("predict", help="score TFRecords with a pushed model (JSON lines)")
@@ -140,7 +142,12 @@ def _emulate(spec, config, state, enable_caching):
 
 def _run(args):
     from pipeline import local_runner, summary
+    from pipeline.pipeline import SCHEMA_PATH, check_schema
     config = Config.load(args.config)
+    schema = args.schema or SCHEMA_PATH
+    if not os.path.isfile(schema):
+        raise ConfigError(f"invalid configuration: --schema {schema!r} is not a file")
+    check_schema(config, schema)
     data = args.data or local_runner.default_data(args.root, config)
     if not os.path.isdir(data):
         raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
@@ -148,7 +155,8 @@ def _run(args):
     layout = local_runner.RunLayout(args.root)
     started = time.time()
     try:
-        outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache)
+        outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache,
+                                   schema_path=schema)
     except Exception as error:  # the failing component's own message is what the user needs
         logging.exception("pipeline run failed")
         node = _failed_node(layout, since=started)

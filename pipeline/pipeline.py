@@ -3,7 +3,9 @@ import os
 
 import tensorflow as tf
 from tfx import v1 as tfx
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.proto import example_gen_pb2
+from tfx.utils import io_utils
 
 from components.atomic_pusher.component import AtomicPusher
 from components.baseline_model.component import BaselineModel
@@ -13,7 +15,7 @@ from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from modules import tasks
-from modules.config import SPLITS, Config
+from modules.config import SPLITS, Config, ConfigError
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
 from pipeline.evaluation import eval_config
@@ -22,8 +24,8 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "schema", "schema.pbtxt")
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 # Config sections each step reads (and whose changes invalidate its cache).
-TRANSFORM_SECTIONS = ("data", "vocab")
-TICKET_SECTIONS = ("data", "vocab", "input", "model", "ticket")
+TRANSFORM_SECTIONS = ("spec", "data", "vocab")
+TICKET_SECTIONS = ("spec", "data", "vocab", "input", "model", "ticket")
 TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
 # Nodes whose real input lies outside the artifact graph (the serving directory): every runner
 # runs them afresh instead of serving them from its cache.
@@ -69,6 +71,20 @@ def split_configs(data_root, config):
                       sizing=None if source == "directory" else sizing)
 
 
+def check_schema(config, schema_path):
+    """Raise ConfigError naming the spec field and the schema file if a column the spec reads is
+    missing from the schema or typed against its kind. A schema not readable here (a path inside
+    the Kubeflow image) is checked when Transform reads it."""
+    if "://" in schema_path or not os.path.isfile(schema_path):
+        return
+    schema = io_utils.parse_pbtxt_file(schema_path, schema_pb2.Schema())
+    problems = config.spec.schema_problems(
+        {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature})
+    if problems:
+        raise ConfigError(f"invalid configuration: the spec does not match the schema "
+                          f"{schema_path}: " + "; ".join(problems))
+
+
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     """All pipeline nodes, in dependency order."""
     input_config, output_config, options = split_configs(data_root, config)
@@ -102,7 +118,7 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline_model"], schema=schema_gen.outputs["schema"],
-        eval_config=eval_config(config.evaluation),
+        eval_config=eval_config(config),
         example_splits=["eval"])
     pusher = AtomicPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
@@ -121,6 +137,7 @@ def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
     """
     config = config or Config()
     config.validate()
+    check_schema(config, schema_path)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,

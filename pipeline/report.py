@@ -235,15 +235,16 @@ def plot_overlap(stats, out_dir):
     return _save(fig, out_dir, "mask_overlap.png")
 
 
-def field_density(masks, tasks):
-    """Density of the first MLP layer's rows per input field, per task.
+def field_density(masks, tasks, fields):
+    """Density of the first MLP layer's rows per input field (the spec's, in field order: the
+    ticket report's `fields`), per task; None without fields or if the layer does not fit them.
 
     The MLP input is [flattened field embeddings (F x dim), flattened F x F interactions]
     (`modules.model`); a field's embedding rows and its interaction row are grouped.
     """
-    from modules import model
-    fields = list(model.FIELDS)
-    n = len(fields)
+    n = len(fields or [])
+    if not n:
+        return None
     rows = masks[tasks[0]][0].shape[0]
     dim, rest = divmod(rows - n * n, n)
     if rest or dim <= 0:
@@ -478,7 +479,8 @@ def _mask_section(run, out_dir):
                             rows))
         parts.append(f"<p>Shared connections: {_f(o['shared'])} of {_f(o['total'])} "
                      f"(union {_f(o['union'])}).</p>")
-        density = field_density(run["masks"], tasks)
+        density = field_density(run["masks"], tasks,
+                                (run["ticket_report"] or {}).get("fields"))
         if density:
             parts += ["<h3>First layer: kept connections per input field</h3>",
                       _img(plot_field_density(density, tasks, out_dir), "field density")]

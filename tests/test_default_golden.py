@@ -21,9 +21,9 @@ CONFIG = {"model": {"hidden_units": [16, 8], "embedding_dim": 4, "seed": 3}}
 
 def network_record():
     """{"checkpoint": {key: shape}, "initial_weights_sha256"} of the seeded default network."""
-    from modules import features, inputs
+    from modules import inputs
     from modules.config import Config
-    sizes = {group: 5 + i for i, group in enumerate(sorted(features.vocabulary_groups()))}
+    sizes = {group: 5 + i for i, group in enumerate(sorted(Config().spec.vocabulary_groups()))}
     network = inputs.network_for(sizes, Config.from_dict(CONFIG), TASKS)
     with tempfile.TemporaryDirectory() as tmp:
         prefix = tf.train.Checkpoint(network=network).write(os.path.join(tmp, "ckpt"))

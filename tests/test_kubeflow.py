@@ -6,6 +6,7 @@ tests/test_kubeflow_backend.py.
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.e2e
 VENV_BIN = os.path.dirname(sys.executable)
 IMAGE = "registry.example.com/ml/lt4rec-tfx:test"
 PIPELINE_ROOT = "gs://example-bucket/lt4rec/root"
+SPEC_TOP_K = 7777
 COMPONENTS = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
               "Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator",
               "AtomicPusher")
@@ -51,6 +53,7 @@ def compiled(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kfp")
     config = json.loads(tiny_pipeline_config().to_json())
     config["kubeflow"].update({"image": IMAGE, "pipeline_root": PIPELINE_ROOT, "trainer_gpus": 2})
+    config["spec"]["groups"] = {"FEA_UID": {"top_k": SPEC_TOP_K}}
     (tmp / "config.json").write_text(json.dumps(config))
     result = subprocess.run(
         [os.path.join(VENV_BIN, "tfx"), "pipeline", "create", "--engine=vertex",
@@ -67,6 +70,16 @@ def test_spec_has_every_component_with_its_upstream_edges(compiled):
     assert set(COMPONENTS) <= set(tasks)
     for name, upstream in UPSTREAM.items():
         assert set(tasks[name].get("dependentTasks", [])) == upstream, name
+
+
+def test_the_feature_spec_travels_inside_the_config_parameters(compiled):
+    """Transform and the trainers get the spec as data (their cache keys cover it), never as a
+    path to open."""
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    for name in ("Transform", "TicketSearch", "MTLTrainer"):
+        parameters = json.dumps(tasks[name]["inputs"]["parameters"])
+        assert re.search(rf'top_k\W+{SPEC_TOP_K}\b', parameters), name
+        assert "FEA_UCAT" in parameters and ".yaml" not in parameters, name
 
 
 def test_spec_is_schema_2_1_with_container_executors_only(compiled):

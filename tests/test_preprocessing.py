@@ -11,6 +11,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
 from modules import features, preprocessing
+from modules.spec import vocabulary_name
 from modules.config import Config
 
 MAX_LEN = 4
@@ -58,8 +59,8 @@ def transformed():
         out_dir = tmp + "/out"
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
         tft_output = tft.TFTransformOutput(out_dir)
-        sizes = {g: tft_output.vocabulary_size_by_name(features.vocabulary_name(g))
-                 for g in features.vocabulary_groups()}
+        sizes = {g: tft_output.vocabulary_size_by_name(vocabulary_name(g))
+                 for g in Config().spec.vocabulary_groups()}
         assets = sorted(tf.io.gfile.listdir(os.path.join(tft_output.transform_savedmodel_dir,
                                                          "assets")))
         yield data, unseen, sizes, assets

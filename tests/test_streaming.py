@@ -147,12 +147,12 @@ def test_cvr_rows_are_the_clicked_rows():
 
 
 def sizes(**rows):
-    return {group: rows.get(group, 1000) for group in features.vocabulary_groups()}
+    return {group: rows.get(group, 1000) for group in Config().spec.vocabulary_groups()}
 
 
 def test_table_memory_counts_parameters_adam_slots_and_snapshots():
     config = Config.from_dict({"model": {"embedding_dim": 16, "linear_term": True}})
-    tables = memory.table_memory(sizes(FEA_VID=2**20), config.model, ("ctr", "cvr"))
+    tables = memory.table_memory(sizes(FEA_VID=2**20), config, ("ctr", "cvr"))
     vid = tables["FEA_VID"]                       # FEA_VID and FEA_SVID share the table
     embedding_mb, linear_mb = 2**20 * 16 * 4 / 2**20, 2**20 * 2 * 2 * 4 / 2**20
     assert vid["rows"] == 2**20
@@ -172,7 +172,7 @@ def test_tables_over_the_memory_budget_are_refused_naming_the_group():
     assert sum(t["total_mb"] for t in tables.values()) < 4096
     with pytest.raises(memory.MemoryBudgetError,
                        match=r"over model.table_memory_budget_mb = 4,096.*FEA_UID .*"
-                             r"\(30,000,000 rows\).*vocab.per_group"):
+                             r"\(30,000,000 rows\).*spec.groups"):
         memory.check_budget(sizes(FEA_UID=30_000_000), config, ("ctr", "cvr"))
     unlimited = Config.from_dict({"model": {"table_memory_budget_mb": 0}})
     memory.check_budget(sizes(FEA_UID=30_000_000), unlimited, ("ctr", "cvr"))

@@ -6,11 +6,13 @@ import tensorflow as tf
 from components.ticket_search.executor_test import same
 from conftest import small_config
 from modules import features, pruning
+from modules.config import Config
 from modules import inputs as inputs_lib
 from modules import tasks as task_lib
-from modules.model import FIELDS
 from modules.training import MaskedTrainer, improved, restore, snapshot
 from modules.config import EarlyStoppingConfig
+
+FIELDS = tuple(Config().spec.fields())
 
 TASKS = ("ctr", "cvr")
 # 600 train rows / 60: ten full batches per pass (one trace per step function); the model
@@ -223,7 +225,7 @@ def _looked_up(table_features, batch, rows):
 
 def _tables(network, task):
     """(table, the features that look it up) for the shared tables and `task`'s linear term."""
-    groups = features.vocabulary_groups()
+    groups = Config().spec.vocabulary_groups()
     shared = [(network.tables[g].embeddings, [f for f in members if f in FIELDS])
               for g, members in groups.items()]
     return shared + [(t.embeddings, [name]) for name, t in network.linear[task].items()]
@@ -367,7 +369,7 @@ def test_padding_never_reaches_a_table_row():
     def step(ids):
         with tf.GradientTape() as tape:
             pooled, _ = _lookup(table, features.MULTI_VALUED[0],
-                                {features.MULTI_VALUED[0]: tf.constant(ids)})
+                                {features.MULTI_VALUED[0]: tf.constant(ids)}, is_list=True)
             loss = tf.reduce_sum(pooled)
         optimizer.apply_gradients(zip(tape.gradient(loss, [table.embeddings]),
                                       [table.embeddings]))

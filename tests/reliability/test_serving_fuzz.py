@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modules import features
+from modules.spec import vocabulary_name
 from pipeline import mlmd, serving
 from modules.config import Config
 from reliability import helpers
@@ -41,8 +42,8 @@ def tft_output(recovered_run):
 @pytest.fixture(scope="module")
 def seen(tft_output):
     """Values the model was trained on, per vocabulary group (first 200 of each vocabulary)."""
-    return {group: tft_output.vocabulary_by_name(features.vocabulary_name(group))[:200]
-            for group in features.vocabulary_groups()}
+    return {group: tft_output.vocabulary_by_name(vocabulary_name(group))[:200]
+            for group in Config().spec.vocabulary_groups()}
 
 
 def _example(feature_values):
@@ -72,7 +73,7 @@ def _examples(draw, seen):
     UTF-8 values, empty lists), optionally labels/pctr of the right type with any value."""
     values = {}
     for name in draw(st.sets(st.sampled_from(ID_FEATURES))):
-        values[name] = ("bytes_list", draw(_id_values(seen[features.group_of(name)])))
+        values[name] = ("bytes_list", draw(_id_values(seen[Config().spec.table_of(name)])))
     if draw(st.booleans()):
         values[features.LABEL] = ("int64_list", [draw(st.integers(-2**63, 2**63 - 1))])
         values[features.CVR_LABEL] = ("float_list", [draw(st.floats(width=32))])
@@ -133,7 +134,7 @@ def test_unseen_ids_get_valid_and_finite_probabilities(model):
 def test_invalid_utf8_keywords_are_opaque_vocabulary_entries(model, tft_output):
     """Documented tolerance: keyword bytes are ids, not text; invalid UTF-8 from the training
     logs gets its own vocabulary id (no lossy decoding), in Transform and in serving alike."""
-    vocabulary = tft_output.vocabulary_by_name(features.vocabulary_name("FEA_IXFTAG"))
+    vocabulary = tft_output.vocabulary_by_name(vocabulary_name("FEA_IXFTAG"))
     decoded = [k.decode("utf-8", errors="replace").encode() for k in helpers.NON_UTF8_KEYWORDS]
     example = _example({"FEA_IKEYWORD": ("bytes_list", list(helpers.NON_UTF8_KEYWORDS) + decoded)})
     raw = tf.io.parse_example([example], tft_output.raw_feature_spec())

@@ -1,0 +1,269 @@
+"""The feature spec: the raw columns the model reads, their kinds and their embedding tables.
+
+Ground layer (with `modules.config`, `modules.errors` and `modules.features`): imports nothing
+else of the project. It is the `spec` section of the configuration; the shipped default, the
+LT4REC logs, is data (`modules/lt4rec.yaml`). Every reader of features (Transform, the network,
+the memory budget, serving, config validation) reads it from the config, so it travels inside the
+config JSON to every process.
+
+- `features`, in field order, each of a kind:
+  - `id`: one string or integer id per example ("-1" when absent), embedded;
+  - `id_list`: several ids, mean-pooled; `max_length` of them kept (default
+    `data.max_list_length`);
+  - `numeric`: a float (or int) value, `default` when absent. Transform normalises it
+    (`normalize: z_score`, or `log1p`: log(1 + max(x, 0)) then z-score) and the network embeds it
+    as value x a learned vector, so it takes part in the dot interactions like an id field. With
+    `buckets: N` it is instead bucketised into N quantiles and embedded as an id (its own table).
+  An id feature's `group` names the vocabulary and embedding table it shares (default: its own).
+- `groups`: table settings per group (a feature outside a shared group is its own group):
+  `top_k`, `frequency_threshold`, `num_oov_buckets` (default: the `vocab` section) and
+  `embedding_dim` (default `model.embedding_dim`; another width is projected to it by a learned
+  matrix, as mixed-dimension embeddings do, so the dot interactions stay defined).
+- `keys`: other raw columns (request ids, slice columns): never model inputs.
+- `reference_scores`: a score column in the data (e.g. a production model's) evaluated like a task
+  and reported beside ours, parsed by Transform to `score_key(column)`.
+"""
+import dataclasses
+import re
+from typing import Dict, List, Optional
+
+from modules.errors import check, is_int
+
+KINDS = ("id", "id_list", "numeric")
+NORMALIZATIONS = ("z_score", "log1p")
+VOCAB_SETTINGS = ("top_k", "frequency_threshold", "num_oov_buckets")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+
+
+def vocabulary_name(group):
+    """The TFT vocabulary file name of a group."""
+    return f"vocab_{group}"
+
+
+def score_key(column):
+    """Transformed name of a reference score column (its value parsed to float)."""
+    return f"{column}_score"
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """One model input (see the module docstring)."""
+    name: str = ""
+    kind: str = ""
+    group: str = ""                          # id, id_list: shared vocabulary and table
+    max_length: Optional[int] = None         # id_list only; None: data.max_list_length
+    normalize: Optional[str] = None          # numeric only; None: "z_score"
+    default: Optional[float] = None          # numeric only: the value of a missing one; None: 0
+    buckets: Optional[int] = None            # numeric only: embed its quantile bucket instead
+
+    @property
+    def embedded(self):
+        """Whether it is looked up in an embedding table (ids, bucketised numerics)."""
+        return self.kind != "numeric" or bool(self.buckets)
+
+    @property
+    def table(self):
+        """Its embedding table (and vocabulary) group."""
+        return self.group or self.name
+
+
+@dataclasses.dataclass
+class GroupSpec:
+    """Settings of one embedding table; None: the default (the `vocab` section, model width)."""
+    top_k: Optional[int] = None
+    frequency_threshold: Optional[int] = None
+    num_oov_buckets: Optional[int] = None
+    embedding_dim: Optional[int] = None
+
+
+@dataclasses.dataclass
+class ReferenceScore:
+    """A score column of the data evaluated like `task` (reported, never gated)."""
+    name: str = ""
+    column: str = ""
+    task: str = ""
+
+
+@dataclasses.dataclass
+class Spec:
+    """The `spec` section: features, table settings, key columns and reference scores."""
+    features: List[FeatureSpec] = dataclasses.field(default_factory=list)
+    groups: Dict[str, GroupSpec] = dataclasses.field(default_factory=dict)
+    keys: List[str] = dataclasses.field(default_factory=list)
+    reference_scores: List[ReferenceScore] = dataclasses.field(default_factory=list)
+
+    def feature(self, name):
+        """The FeatureSpec called `name`."""
+        return {f.name: f for f in self.features}[name]
+
+    def fields(self):
+        """Names of every model input in field order."""
+        return [f.name for f in self.features]
+
+    def of_kind(self, kind):
+        """The features of `kind`, in field order."""
+        return [f for f in self.features if f.kind == kind]
+
+    def vocabulary_groups(self):
+        """{group: member id and id_list features}: shared groups (in order of first appearance)
+        before single-feature ones (in field order); a group's member named like it comes first,
+        the others in field order. (The order Transform builds them in, as it always has.)"""
+        groups = {}
+        for feature in self.features:
+            if feature.kind != "numeric":
+                groups.setdefault(feature.table, []).append(feature.name)
+        ordered = sorted(groups.items(), key=lambda item: len(item[1]) == 1)
+        return {group: tuple(sorted(members, key=lambda name: name != group))
+                for group, members in ordered}
+
+    def bucket_tables(self):
+        """{bucketised numeric feature: its bucket count}: tables without a vocabulary."""
+        return {f.name: f.buckets for f in self.of_kind("numeric") if f.buckets}
+
+    def table_of(self, name):
+        """The embedding table of an embedded feature."""
+        return self.feature(name).table
+
+    def vocab_settings(self, group, vocab):
+        """(top_k, frequency_threshold, num_oov_buckets) of a group; `vocab` gives defaults."""
+        settings = self.groups.get(group, GroupSpec())
+        return tuple(vocab_default if value is None else value for value, vocab_default in
+                     zip((settings.top_k, settings.frequency_threshold, settings.num_oov_buckets),
+                         (vocab.top_k, vocab.frequency_threshold, vocab.num_oov_buckets)))
+
+    def embedding_dims(self, default):
+        """{table: embedding width} of every table; `default` where a group sets none."""
+        tables = list(self.vocabulary_groups()) + list(self.bucket_tables())
+        return {table: self.groups.get(table, GroupSpec()).embedding_dim or default
+                for table in tables}
+
+    def list_length(self, name, default):
+        """Ids kept per example of an id_list feature."""
+        return self.feature(name).max_length or default
+
+    def reference_columns(self):
+        """{reference name: (transformed score column, the task it is evaluated like)}."""
+        return {r.name: (score_key(r.column), r.task) for r in self.reference_scores}
+
+    def columns(self):
+        """Every raw column the spec names: features, keys, reference score columns."""
+        return self.fields() + list(self.keys) + [r.column for r in self.reference_scores]
+
+    def validate(self, tasks, reserved):
+        """Raise ConfigError naming the first invalid field; `tasks` are the known task names,
+        `reserved` the transformed label names no column may take."""
+        check(bool(self.features), "spec.features", self.features, "must list the model inputs")
+        seen = {}
+        for i, feature in enumerate(self.features):
+            where = f"spec.features[{i}]"
+            _named(feature.name, f"{where}.name", seen, reserved)
+            _feature(feature, f"{where} ('{feature.name}')")
+        kinds = {f.name: f for f in self.features}
+        for i, feature in enumerate(self.features):
+            owner = kinds.get(feature.group)
+            check(not feature.group or owner is None or owner.kind != "numeric",
+                  f"spec.features[{i}] ('{feature.name}').group", feature.group,
+                  f"mixes kinds: '{feature.group}' is a numeric feature, '{feature.name}' of "
+                  f"kind {feature.kind}")
+            check(not feature.group or owner is None or owner.table == feature.group,
+                  f"spec.features[{i}] ('{feature.name}').group", feature.group,
+                  f"names feature '{feature.group}', which is itself in group "
+                  f"'{owner.table if owner else ''}': name that group instead")
+        buckets = self.bucket_tables()
+        for group, settings in self.groups.items():
+            where = f"spec.groups.{group}"
+            numeric = kinds.get(group) if kinds.get(group, FeatureSpec()).kind == "numeric" \
+                else None
+            check(group in self.vocabulary_groups() or numeric is not None, "spec.groups", group,
+                  f"is not a group of an id or id_list feature; groups: "
+                  f"{sorted(self.vocabulary_groups())}")
+            vocabulary = [k for k in VOCAB_SETTINGS if getattr(settings, k) is not None]
+            check(numeric is None or not vocabulary, where, vocabulary,
+                  "are vocabulary settings, but a numeric feature has no vocabulary")
+            check(numeric is None or group in buckets or settings.embedding_dim is None,
+                  f"{where}.embedding_dim", settings.embedding_dim,
+                  "applies to a numeric feature only with `buckets` (else it is embedded at "
+                  "model.embedding_dim)")
+            _group_settings(settings, where)
+        for column in self.keys:
+            _named(column, "spec.keys", seen, reserved)
+        for i, reference in enumerate(self.reference_scores):
+            where = f"spec.reference_scores[{i}]"
+            _named(reference.column, f"{where}.column", seen, reserved)
+            check(reference.task in tasks, f"{where}.task", reference.task,
+                  f"is not a task; tasks: {list(tasks)}")
+            check(bool(_NAME.match(reference.name or "")) and reference.name not in tasks,
+                  f"{where}.name", reference.name, "must be a name other than a task's")
+
+    def schema_problems(self, types):
+        """["field: problem"] for every spec column missing from a schema or typed against its
+        kind; `types` is {column: "BYTES" | "INT" | "FLOAT"} of the schema's features."""
+        allowed = {"id": ("BYTES", "INT"), "id_list": ("BYTES", "INT"),
+                   "numeric": ("FLOAT", "INT")}
+        problems = []
+        for i, feature in enumerate(self.features):
+            where = f"spec.features[{i}] ('{feature.name}', {feature.kind})"
+            if feature.name not in types:
+                problems.append(f"{where}: missing from the schema")
+            elif feature.kind in allowed and types[feature.name] not in allowed[feature.kind]:
+                problems.append(f"{where}: the schema types it {types[feature.name]}; "
+                                f"{feature.kind} features must be one of "
+                                f"{allowed[feature.kind]}")
+        for group, members in self.vocabulary_groups().items():
+            member_types = sorted({types[m] for m in members if m in types})
+            if len(member_types) > 1:
+                problems.append(f"spec group '{group}': mixes kinds: the schema types its "
+                                f"members {list(members)} {member_types}")
+        for where, column in ([("spec.keys", c) for c in self.keys] +
+                              [(f"spec.reference_scores[{i}].column", r.column)
+                               for i, r in enumerate(self.reference_scores)]):
+            if column not in types:
+                problems.append(f"{where} ('{column}'): missing from the schema")
+        return problems
+
+
+def _feature(feature, where):
+    check(feature.kind in KINDS, f"{where}.kind", feature.kind,
+          f"is not a kind; kinds: {list(KINDS)}")
+    numeric_only = {"normalize": feature.normalize, "default": feature.default,
+                    "buckets": feature.buckets}
+    if feature.kind == "numeric":
+        check(feature.normalize in (None,) + NORMALIZATIONS, f"{where}.normalize",
+              feature.normalize, f"must be one of {list(NORMALIZATIONS)}")
+        check(feature.buckets is None or (is_int(feature.buckets) and feature.buckets >= 2),
+              f"{where}.buckets", feature.buckets, "must be an integer >= 2")
+        check(not feature.group, f"{where}.group", feature.group,
+              "cannot be set on a numeric feature: it has no vocabulary to share (a bucketised "
+              "one gets its own table)")
+    else:
+        for key, value in numeric_only.items():
+            check(value is None, f"{where}.{key}", value, "applies to numeric features only")
+    check(feature.max_length is None or feature.kind == "id_list", f"{where}.max_length",
+          feature.max_length, "applies to id_list features only")
+    check(feature.max_length is None or (is_int(feature.max_length) and feature.max_length > 0),
+          f"{where}.max_length", feature.max_length, "must be a positive integer")
+    check(not feature.group or bool(_NAME.match(feature.group)), f"{where}.group",
+          feature.group, "must be a name of letters, digits, '_', '.' or '-'")
+
+
+def _group_settings(settings, where):
+    check(settings.top_k is None or (is_int(settings.top_k) and settings.top_k > 0),
+          f"{where}.top_k", settings.top_k, "must be a positive integer or null (no limit)")
+    check(settings.frequency_threshold is None or (
+        is_int(settings.frequency_threshold) and settings.frequency_threshold >= 1),
+        f"{where}.frequency_threshold", settings.frequency_threshold, "must be an integer >= 1")
+    check(settings.num_oov_buckets is None or (
+        is_int(settings.num_oov_buckets) and settings.num_oov_buckets >= 1),
+        f"{where}.num_oov_buckets", settings.num_oov_buckets,
+        "must be an integer >= 1 (unseen values need an id)")
+    check(settings.embedding_dim is None or (
+        is_int(settings.embedding_dim) and settings.embedding_dim > 0),
+        f"{where}.embedding_dim", settings.embedding_dim, "must be a positive integer")
+
+
+def _named(name, where, seen, reserved):
+    check(isinstance(name, str) and bool(_NAME.match(name)), where, name,
+          "must be a name of letters, digits, '_', '.' or '-'")
+    check(name not in reserved, where, name, f"is a transformed label name ({list(reserved)})")
+    check(name not in seen, where, name, f"duplicates {seen.get(name)}")
+    seen[name] = where
