@@ -60,11 +60,13 @@ def eval_rows(name, batch):
 
 
 def class_rules(data_config):
-    """Each task's rows and classes as SplitExampleGen's validation sizing reads the raw records
-    (`task_classes`): CTR all rows, clicked or not; CVR clicked rows, converted or not."""
-    return [{"task": "ctr", "column": features.LABEL, "threshold": 1, "among": ""},
-            {"task": "cvr", "column": features.CVR_LABEL,
-             "threshold": data_config.cvr_threshold, "among": features.LABEL}]
+    """Each task's rows and classes as rules (`modules.rules`) over the raw columns, as
+    SplitExampleGen's validation sizing reads them (`task_classes`): CTR all rows, clicked or
+    not; CVR clicked rows, converted or not."""
+    clicked = f"{features.LABEL} == 1"
+    return [{"task": "ctr", "positive": clicked, "rows": ""},
+            {"task": "cvr", "positive": f"{clicked} and {features.CVR_LABEL} >= "
+                                     f"{data_config.cvr_threshold!r}", "rows": clicked}]
 
 
 def defined_auc(name, result):

@@ -12,7 +12,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRANSFORM_CODE = ("modules/preprocessing.py", "modules/features.py", "modules/config.py",
                   "modules/spec.py", "modules/errors.py")
 TRAINER_CODE = ("modules", "components")
-EXAMPLE_GEN_CODE = ("components/split_example_gen",)
+EXAMPLE_GEN_CODE = ("components/split_example_gen", "modules/rules.py")
 
 
 def _files(path):

@@ -20,6 +20,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from modules import rules as rules_lib
+
 CARVE_BUCKETS = 1000     # resolution of the validation share carved out of train
 GROW_RESOLUTION = 10 ** 6  # resolution of the share of train records moved to a grown validation
 SPLIT_OPTIONS_KEY = "split_options"
@@ -76,20 +78,22 @@ def _number(feature):
 
 
 def task_classes(record, rules):
-    """(task, 0/1) for every task whose rows hold this record: a rule {"task", "column",
-    "threshold", "among"} puts the record in class `column >= threshold` when `among` is empty
-    or the record's `among` value is >= 1 (CVR: clicked rows). Records missing the column, or
-    holding a non-number, count for no class (the data validator refuses them later, naming the
-    feature)."""
+    """(task, 0/1) for every task whose rows hold this record: a rule {"task", "positive", "rows"}
+    holds rule texts (`modules.rules`); the record is in the task's rows where `rows` holds (or
+    is empty), and in class 1 where `positive` holds. Records missing a column a rule reads, or
+    holding a non-number there, count for no class (the data validator refuses them later,
+    naming the feature)."""
     feature = record.features.feature
     found = []
     for rule in rules:
-        among = _number(feature[rule["among"]]) if rule["among"] in feature else None
-        if rule["among"] and (among is None or among < 1):
+        label = rules_lib.parse(rule["positive"])
+        rows = rules_lib.parse(rule["rows"]) if rule["rows"] else None
+        read = rules_lib.columns(label) + (rules_lib.columns(rows) if rows else [])
+        values = {c: _number(feature[c]) if c in feature else None for c in read}
+        if any(value is None for value in values.values()):
             continue
-        label = _number(feature[rule["column"]]) if rule["column"] in feature else None
-        if label is not None:
-            found.append((rule["task"], int(label >= rule["threshold"])))
+        if rows is None or rules_lib.holds(rows, values, rules_lib.NUMPY):
+            found.append((rule["task"], int(rules_lib.holds(label, values, rules_lib.NUMPY))))
     return found
 
 

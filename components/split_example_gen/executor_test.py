@@ -217,7 +217,7 @@ def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
     assert json.loads(options)["carve_share"] == 0.1
 
 
-CTR_ONLY = [{"task": "ctr", "column": "label", "threshold": 1, "among": ""}]
+CTR_ONLY = [{"task": "ctr", "positive": "label == 1", "rows": ""}]
 
 
 def test_task_classes_follow_the_rules():
