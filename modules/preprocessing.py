@@ -19,7 +19,7 @@ pipeline; its `custom_config['config']` is a `Config.to_json()` string carrying 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules import features, spec as spec_lib
+from modules import features, rules, spec as spec_lib, tasks
 from modules.config import Config
 from modules.features import PAD_ID
 
@@ -49,13 +49,12 @@ def preprocessing_fn(inputs, custom_config=None):
                                      spec.list_length(member, config.data.max_list_length))
     for feature in spec.of_kind("numeric"):
         outputs[feature.name] = _numeric(inputs[feature.name], feature)
-    label = _dense(inputs[features.LABEL], 0)
-    cvrlabel = _dense(inputs[features.CVR_LABEL], 0.0)
-    clicked = tf.equal(label, 1)
-    outputs[features.LABEL] = label
-    outputs[features.CVR_LABEL] = cvrlabel
-    outputs[features.CONVERSION] = tf.cast(
-        tf.logical_and(clicked, cvrlabel >= config.data.cvr_threshold), tf.float32)
+    labels = {features.LABEL: _dense(inputs[features.LABEL], 0),
+              features.CVR_LABEL: _dense(inputs[features.CVR_LABEL], 0.0)}
+    outputs.update(labels)
+    outputs[features.CONVERSION] = tf.cast(rules.holds(
+        rules.parse(tasks.conversion_rule(config.data)), labels, rules.tensorflow_backend()),
+        tf.float32)
     for reference in spec.reference_scores:
         outputs[spec_lib.score_key(reference.column)] = parse_score(inputs[reference.column])
     return outputs

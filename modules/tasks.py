@@ -59,14 +59,21 @@ def eval_rows(name, batch):
     raise KeyError(name)
 
 
+CLICKED = f"{features.LABEL} == 1"        # the rule of a clicked row
+
+
+def conversion_rule(data_config):
+    """The rule (`modules.rules`) of a conversion: clicked and cvrlabel >= data.cvr_threshold.
+    Transform derives the `conversion` column from it, validation sizing counts by it."""
+    return f"{CLICKED} and {features.CVR_LABEL} >= {data_config.cvr_threshold!r}"
+
+
 def class_rules(data_config):
     """Each task's rows and classes as rules (`modules.rules`) over the raw columns, as
     SplitExampleGen's validation sizing reads them (`task_classes`): CTR all rows, clicked or
     not; CVR clicked rows, converted or not."""
-    clicked = f"{features.LABEL} == 1"
-    return [{"task": "ctr", "positive": clicked, "rows": ""},
-            {"task": "cvr", "positive": f"{clicked} and {features.CVR_LABEL} >= "
-                                     f"{data_config.cvr_threshold!r}", "rows": clicked}]
+    return [{"task": "ctr", "positive": CLICKED, "rows": ""},
+            {"task": "cvr", "positive": conversion_rule(data_config), "rows": CLICKED}]
 
 
 def defined_auc(name, result):
