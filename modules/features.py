@@ -12,6 +12,8 @@ import os
 
 import yaml
 
+from modules.spec import score_key
+
 LT4REC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lt4rec.yaml")
 
 LABEL = "label"              # int64 click, 0/1
@@ -48,5 +50,5 @@ SHARED_VOCABULARIES = {
     for group in dict.fromkeys(f["group"] for f in _FEATURES if f.get("group"))}
 SEQNUM = _parsed()["spec"]["keys"][0]                        # request id; not a model feature
 PCTR = _parsed()["spec"]["reference_scores"][0]["column"]    # production CTR score (a string)
-PCTR_SCORE = f"{PCTR}_score"                                 # pctr parsed to float
+PCTR_SCORE = score_key(PCTR)                                 # pctr parsed to float
 RAW_FEATURES = STRING_FEATURES + (LABEL, CVR_LABEL, PCTR, SEQNUM)

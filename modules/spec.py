@@ -120,10 +120,6 @@ class Spec:
         """{bucketised numeric feature: its bucket count}: tables without a vocabulary."""
         return {f.name: f.buckets for f in self.of_kind("numeric") if f.buckets}
 
-    def table_of(self, name):
-        """The embedding table of an embedded feature."""
-        return self.feature(name).table
-
     def vocab_settings(self, group, vocab):
         """(top_k, frequency_threshold, num_oov_buckets) of a group; `vocab` gives defaults."""
         settings = self.groups.get(group, GroupSpec())
@@ -144,10 +140,6 @@ class Spec:
     def reference_columns(self):
         """{reference name: (transformed score column, the task it is evaluated like)}."""
         return {r.name: (score_key(r.column), r.task) for r in self.reference_scores}
-
-    def columns(self):
-        """Every raw column the spec names: features, keys, reference score columns."""
-        return self.fields() + list(self.keys) + [r.column for r in self.reference_scores]
 
     def validate(self, tasks, reserved):
         """Raise ConfigError naming the first invalid field; `tasks` are the known task names,

@@ -73,7 +73,7 @@ def _examples(draw, seen):
     UTF-8 values, empty lists), optionally labels/pctr of the right type with any value."""
     values = {}
     for name in draw(st.sets(st.sampled_from(ID_FEATURES))):
-        values[name] = ("bytes_list", draw(_id_values(seen[Config().spec.table_of(name)])))
+        values[name] = ("bytes_list", draw(_id_values(seen[Config().spec.feature(name).table])))
     if draw(st.booleans()):
         values[features.LABEL] = ("int64_list", [draw(st.integers(-2**63, 2**63 - 1))])
         values[features.CVR_LABEL] = ("float_list", [draw(st.floats(width=32))])
