@@ -44,8 +44,7 @@ QUICK_OVERRIDES = {
     "model": {"hidden_units": [32, 16], "batch_size": 64, "learning_rate": 0.003},
     "ticket": {"rounds": 2, "final_density": 0.3, "stopping": {"max_epochs": 2}},
     "mtl": {"stopping": {"max_epochs": 2}},
-    "evaluation": {"ctr_auc_lower_bound": 0.0, "cvr_auc_lower_bound": 0.0,
-                   "max_auc_regression": 1.0},
+    "evaluation": {"auc_lower_bound": 0.0, "max_auc_regression": 1.0},
     "beam_pipeline_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
 }
 

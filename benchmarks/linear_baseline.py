@@ -13,12 +13,12 @@ each id of its list (len counts the non-padding ids: mean pooling, as in the mod
 feature weighs the same in each row. Ids >= width_f (absent from train) get no column: such a
 column would be zero on every train row, so its L2-regularised weight would be 0 anyway.
 
-Tasks: CTR is fitted on all train rows with `label`, CVR on the clicked train rows with
-`conversion` (sklearn `LogisticRegression`, lbfgs, L2, unpenalised intercept), once per C of the
-grid. Each task's C is the one with the best validation AUC (`tasks.auc`: CTR over all validation
-rows, CVR over the clicked ones; ties go to the smaller C); the eval arrays are scored only with
-the chosen models, so nothing about them influences the choice. CTCVR scores ctr × cvr on all
-eval rows.
+Tasks (the spec's): each is fitted on its train rows with its label (LT4REC: CTR on all rows
+with `label`, CVR on the clicked rows with `conversion`; sklearn `LogisticRegression`, lbfgs, L2,
+unpenalised intercept), once per C of the grid. Each task's C is the one with the best validation
+AUC on its rows (`tasks.auc`; ties go to the smaller C); the eval arrays are scored only with the
+chosen models, so nothing about them influences the choice. A product (CTCVR) scores the product
+of its tasks' probabilities (ctr × cvr) on its rows.
 """
 import time
 
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse
 from sklearn.linear_model import LogisticRegression
 
-from modules import features, tasks
+from modules import tasks
 from modules.features import PAD_ID
 
 DEFAULT_C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -43,7 +43,7 @@ def feature_widths(train, spec):
 def design_matrix(arrays, widths, spec):
     """CSR [rows, sum(widths) + numeric features] matrix of the spec's features (see the module
     doc)."""
-    rows = len(arrays[features.LABEL])
+    rows = len(arrays[spec.label_columns()[0]])
     row_parts, column_parts, value_parts = [], [], []
     offset = 0
     for name in widths:
@@ -67,35 +67,40 @@ def design_matrix(arrays, widths, spec):
 
 
 def fit_and_score(train, validation, evaluation, spec, c_grid=DEFAULT_C_GRID):
-    """Fit CTR and CVR per C on `train`, choose C on `validation`, score `evaluation`; `spec` is
-    the config's feature spec.
+    """Fit each task of `spec` (the config's spec) per C on its `train` rows, choose C on
+    `validation`, score `evaluation`.
 
-    Returns {"ctr", "cvr", "ctcvr": eval AUCs of the chosen models, "validation": {task: AUC of
-    the chosen C}, "validation_by_c": {task: {C: AUC}}, "chosen_c": {task: C}, "train_s": seconds
-    spent fitting every model}.
+    Returns {output: eval AUC of the chosen models, for every task and product (a product scores
+    the product of its tasks' probabilities), "validation": {task: AUC of the chosen C},
+    "validation_by_c": {task: {C: AUC}}, "chosen_c": {task: C}, "train_s": seconds spent fitting
+    every model}.
     """
     widths = feature_widths(train, spec)
     x_train, x_validation, x_eval = (design_matrix(a, widths, spec)
                                      for a in (train, validation, evaluation))
-    targets = {"ctr": (features.LABEL, np.ones(len(train[features.LABEL]), dtype=bool)),
-               "cvr": (features.CONVERSION, np.asarray(train[features.LABEL]) == 1)}
     result = {"validation": {}, "validation_by_c": {}, "chosen_c": {}}
     eval_scores = {}
     fit_s = 0.0
-    for task, (label_name, rows) in targets.items():
+    for task in spec.task_names():
+        label_name, rows_name = spec.eval_columns(task)
+        rows = np.ones(len(train[label_name]), dtype=bool) if rows_name is None \
+            else np.asarray(train[rows_name]) != 0
         labels = np.asarray(train[label_name])[rows]
         by_c, models = {}, {}
         for c in sorted(c_grid):
             start = time.perf_counter()
             models[c] = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x_train[rows], labels)
             fit_s += time.perf_counter() - start
-            by_c[c] = tasks.auc(task, validation, models[c].predict_proba(x_validation)[:, 1])
+            by_c[c] = tasks.auc(spec, task, validation,
+                                models[c].predict_proba(x_validation)[:, 1])
         chosen = max(by_c, key=by_c.get)
         result["validation_by_c"][task] = by_c
         result["validation"][task] = by_c[chosen]
         result["chosen_c"][task] = chosen
         eval_scores[task] = models[chosen].predict_proba(x_eval)[:, 1]
-        result[task] = tasks.auc(task, evaluation, eval_scores[task])
-    result["ctcvr"] = tasks.auc("ctcvr", evaluation, eval_scores["ctr"] * eval_scores["cvr"])
+        result[task] = tasks.auc(spec, task, evaluation, eval_scores[task])
+    for product in spec.products:
+        result[product.name] = tasks.auc(spec, product.name, evaluation, np.prod(
+            [eval_scores[task] for task in product.tasks], axis=0))
     result["train_s"] = fit_s
     return result

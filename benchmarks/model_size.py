@@ -108,15 +108,15 @@ def dense_export(run, config, loaded, out_dir):
 
     from modules import export
     from modules import inputs as inputs_lib
-    from modules import mtl, pruning
+    from modules import pruning
     tft_output = tft.TFTransformOutput(run.transform_graph)
     network = inputs_lib.network_for(inputs_lib.vocab_sizes(tft_output, config), config,
-                                     mtl.TASKS)
+                                     config.spec.task_names())
     for var, value in zip(network.variables, loaded.network_variables):
         var.assign(value.numpy())
     ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
-    return export.export(network, {t: ones for t in mtl.TASKS}, tft_output,
-                         os.path.join(out_dir, "dense-export"))
+    return export.export(network, {t: ones for t in config.spec.task_names()}, tft_output,
+                         os.path.join(out_dir, "dense-export"), config.spec)
 
 
 def measure(args):

@@ -99,7 +99,7 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
 
         start = time.perf_counter()
         scores, validation, epochs = {}, {}, {}
-        for task in mtl.TASKS:
+        for task in config.spec.task_names():
             _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0, train_tasks=[task])
             scores[task] = trainer.predict(inputs.evaluation, task)
             validation[task] = fit.validation_auc[task]
@@ -107,7 +107,7 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
         scores["ctcvr"] = scores["ctr"] * scores["cvr"]
         from modules import tasks as task_lib
         out["dense_single_task"] = dict(
-            {m: task_lib.auc(m, eval_arrays, scores[m]) for m in METRICS},
+            {m: task_lib.auc(config.spec, m, eval_arrays, scores[m]) for m in METRICS},
             validation=validation, train_s=time.perf_counter() - start, epochs=epochs)
     out["logistic_regression"] = linear
     ticket = {task: {"density": r["chosen_density"], "round": r["chosen_round"],

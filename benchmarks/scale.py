@@ -108,14 +108,13 @@ def child(spec):
 def compute_bound_rate(trainer, examples, steps=10):
     """Examples/s of MTL steps repeated on one batch already in memory (no input pipeline):
     what the streaming rate is compared with, on this machine in this run."""
-    from modules import mtl
     batch = next(iter(trainer.strategy.experimental_distribute_dataset(
         examples.batches(trainer.model_config.batch_size))))
-    trainer.step(mtl.TASKS, batch)
+    trainer.step(list(trainer.tasks), batch)
     trainer.read_losses()
     start = time.perf_counter()
     for _ in range(steps):
-        trainer.step(mtl.TASKS, batch)
+        trainer.step(list(trainer.tasks), batch)
     trainer.read_losses()                       # waits for the last step
     return steps * trainer.model_config.batch_size / (time.perf_counter() - start)
 

@@ -64,11 +64,12 @@ def input_pipeline(inputs, batch_sizes, repeats):
 
 def _trainer(inputs, config, batch_size, task_masks):
     from modules import inputs as inputs_lib
-    from modules import mtl
     from modules.training import MaskedTrainer
     model_config = dataclasses.replace(config.model, batch_size=batch_size)
-    network = inputs_lib.build_network(inputs, config, mtl.TASKS)
-    trainer = MaskedTrainer(network, inputs.strategy, model_config, config.mtl.loss_weights)
+    network = inputs_lib.build_network(inputs, config, config.spec.task_names())
+    trainer = MaskedTrainer(network, inputs.strategy,
+                            dataclasses.replace(config, model=model_config),
+                            config.mtl.loss_weights)
     for task, masks in task_masks.items():
         trainer.set_masks(task, masks)
     trainer.reset_optimizers()
@@ -104,7 +105,7 @@ def search_end_to_end(inputs, config, batch_size, repeats):
             trainer = _trainer(inputs, config, batch_size, {})
             theta0 = snapshot(trainer.network)
             start, trained = time.perf_counter(), 0.0
-            for task in ticket.tasks:
+            for task in config.ticket_tasks():
                 task_start = time.perf_counter()
                 rounds = ticket_search.search_task(trainer, task, inputs, ticket, theta0,
                                                    config.model.seed + repeat)
@@ -124,7 +125,6 @@ def step_breakdown(inputs, config, batch_size, task_masks, repeats):
     """Milliseconds per batch of the parts of one MTL step (fixed batch, traced functions)."""
     import tensorflow as tf
 
-    from modules import mtl
     from modules import tasks as task_lib
     trainer = _trainer(inputs, config, batch_size, task_masks)
     network = trainer.network
@@ -147,11 +147,11 @@ def step_breakdown(inputs, config, batch_size, task_masks, repeats):
     def backward(b):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(task_lib.per_example_loss(
-                "ctr", b, network(b, task="ctr", masks=masks), trainer.model_config))
+                config.spec.task("ctr"), b, network(b, task="ctr", masks=masks)))
         return tape.gradient(loss, variables)
 
     def both_steps(b):
-        for task in mtl.TASKS:
+        for task in config.spec.task_names():
             trainer._step_fn(task)(b)
 
     def per_call(fn, calls):
@@ -195,18 +195,18 @@ def measure(args):
 
     from modules import inputs as inputs_lib
     from modules import masks as masks_lib
-    from modules import mtl, pruning
-    probe = inputs_lib.build_network(inputs, config, mtl.TASKS)
+    from modules import pruning
+    probe = inputs_lib.build_network(inputs, config, config.spec.task_names())
     kernels = [k.numpy() for k in probe.prunable_weights()]
     total = sum(k.size for k in kernels)
     mtl_masks = masks_lib.load(run.masks)
-    if sorted(mtl_masks) != sorted(mtl.TASKS) or any(
+    if sorted(mtl_masks) != sorted(config.spec.task_names()) or any(
             [m.shape for m in mtl_masks[t]] != [k.shape for k in kernels] for t in mtl_masks):
         # The run's tickets do not fit this config's MLP: prune θ0 to the final density instead
         # (compute does not depend on which connections are masked).
         pruned = pruning.prune_global(kernels, pruning.ones_like(kernels),
                                       round(config.ticket.final_density * total))
-        mtl_masks = {task: pruned for task in mtl.TASKS}
+        mtl_masks = {task: pruned for task in config.spec.task_names()}
         mask_source = "theta0 magnitude pruning"
     else:
         mask_source = f"run tickets {run.masks}"
@@ -228,7 +228,8 @@ def measure(args):
             inputs, config, batch_size, {"ctr": ticket_mask}, ["ctr"], repeats, min_examples)
         common.log(f"masked MTL, batch {batch_size}")
         result["mtl"][str(batch_size)] = steady_state(
-            inputs, config, batch_size, mtl_masks, list(mtl.TASKS), repeats, min_examples)
+            inputs, config, batch_size, mtl_masks, config.spec.task_names(), repeats,
+            min_examples)
         common.log(f"ticket search end to end, batch {batch_size}")
         result["ticket_search"][str(batch_size)] = search_end_to_end(
             inputs, config, batch_size, args.search_repeats)

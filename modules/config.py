@@ -8,9 +8,9 @@ process (local, Beam worker, Kubeflow pod) sees the same values.
 Defaults that name a dataset's columns (the feature spec, the split key, the slices) are read
 from the shipped LT4REC file, `modules/lt4rec.yaml`; the `spec` section is `modules.spec.Spec`.
 
-Ground layer (with `modules.errors`, `modules.features` and `modules.spec`): imports nothing else
-of the project, so modules, components, the Kubeflow runner and the benchmarks read it without
-importing the pipeline.
+Ground layer (with `modules.errors`, `modules.features`, `modules.rules` and `modules.spec`):
+imports nothing else of the project, so modules, components, the Kubeflow runner and the
+benchmarks read it without importing the pipeline.
 """
 import dataclasses
 import json
@@ -22,7 +22,6 @@ from modules import features
 from modules.errors import ConfigError, check as _check, is_int as _is_int
 from modules.spec import Spec
 
-TASKS = ("ctr", "cvr")
 # The data splits: train fits, validation chooses (ticket rounds, early stopping, defaults), eval
 # only reports and gates.
 SPLITS = ("train", "validation", "eval")
@@ -39,7 +38,6 @@ class DataConfig:
     """Input data, splits and labels."""
     synthetic_rows: int = 20000          # rows generated when `lt4rec run` gets no --data
     synthetic_seed: int = 7
-    cvr_threshold: float = 0.8           # conversion := click and cvrlabel >= threshold
     max_list_length: int = 8             # multi-valued lists are truncated/padded to this
     # "given": <data>/train and <data>/eval are the splits; "hash": hash-split every file;
     # "auto": "given" when both subdirectories exist (probed for local paths only), else "hash".
@@ -53,8 +51,8 @@ class DataConfig:
     validation_from: str = "auto"
     validation_share: float = 0.1
     # Small data: a hashed or carved validation grows (taking train records by the same hash)
-    # until each task's rarer class (CTR: clicks or non-clicks; CVR: conversions or not, among
-    # clicked rows) is expected to hold this many validation rows, up to `validation_max_share`
+    # until each task's rarer class (among the task's rows: positives or negatives of its label)
+    # is expected to hold this many validation rows, up to `validation_max_share`
     # of the records it is taken from (a warning says when that cap leaves it short); 0: off.
     validation_min_class_rows: int = 100
     validation_max_share: float = 0.25
@@ -89,7 +87,7 @@ class InputConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The LT4REC network, its losses and its optimizer."""
+    """The LT4REC network and its optimizer (each task's loss is in `spec.tasks`)."""
     embedding_dim: int = 16
     hidden_units: List[int] = dataclasses.field(default_factory=lambda: [512, 256, 128])
     # The original used lr 1e-4 at batch 4096 on production-scale logs. On the 20k-row default
@@ -98,11 +96,6 @@ class ModelConfig:
     learning_rate: float = 1e-3
     batch_size: int = 128
     eval_batch_size: int = 4096
-    ctr_loss: str = "focal"              # "focal" (the original; alpha, gamma below) or "bce"
-    focal_alpha: float = 0.75
-    focal_gamma: float = 2.0
-    # "bce" on conversion (cvr = P(conversion | click)) or "mse" on the clicked rows' cvrlabel.
-    cvr_loss: str = "bce"
     dropout: float = 0.1                 # on every hidden MLP layer, training steps only
     embedding_l2: float = 1e-4           # L2 on the embedding (and linear) rows a batch looks up
     linear_term: bool = True             # per-task linear (wide) logit over every id feature
@@ -127,7 +120,7 @@ class EarlyStoppingConfig:
 @dataclasses.dataclass
 class TicketConfig:
     """Iterative magnitude pruning with rewinding, one ticket per task."""
-    tasks: List[str] = dataclasses.field(default_factory=lambda: list(TASKS))
+    tasks: List[str] = dataclasses.field(default_factory=list)   # empty: every task of the spec
     rounds: int = 4                      # pruning rounds after the dense round 0
     final_density: float = 0.2
     stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
@@ -151,12 +144,12 @@ class MTLConfig:
     # those of the check with the best mean validation AUC over the tasks.
     stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
     schedule: str = "round_robin"        # or "proportional"
-    task_probabilities: Dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"ctr": 0.5, "cvr": 0.5})
+    # Proportional: each batch steps one task drawn with these relative weights (a task left
+    # out weighs 1).
+    task_probabilities: Dict[str, float] = dataclasses.field(default_factory=dict)
     # Each task has its own Adam, which is invariant to a constant scale of the gradient, so a
-    # task's weight scales its learning rate (what a loss weight does under SGD).
-    loss_weights: Dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"ctr": 1.0, "cvr": 1.0})
+    # task's weight scales its learning rate (what a loss weight does under SGD); default 1.
+    loss_weights: Dict[str, float] = dataclasses.field(default_factory=dict)
     masks: str = "tickets"               # "tickets" (LT4REC) or "ones" (hard-sharing baseline)
     # A task whose MTL validation AUC ends below its own ticket's (trained alone; negative
     # transfer) is flagged in the summary; "serve_ticket" also serves that task from its
@@ -165,11 +158,20 @@ class MTLConfig:
 
 
 @dataclasses.dataclass
+class GateConfig:
+    """One output's gate; None: the `evaluation` default."""
+    auc_lower_bound: Optional[float] = None
+    max_auc_regression: Optional[float] = None
+
+
+@dataclasses.dataclass
 class EvalGateConfig:
-    """Evaluator thresholds that decide the blessing (and so the push)."""
-    ctr_auc_lower_bound: float = 0.55
-    cvr_auc_lower_bound: float = 0.55
+    """Evaluator thresholds that decide the blessing (and so the push). Kept out of `spec`, which
+    the trainers read, so a gate change re-runs only the Evaluator."""
+    auc_lower_bound: float = 0.55        # every task's gate
     max_auc_regression: float = 0.01     # vs. the latest blessed model
+    # Per task (overriding the two above) or per product (which is gated only when listed here).
+    gates: Dict[str, GateConfig] = dataclasses.field(default_factory=dict)
     slice_features: List[str] = dataclasses.field(
         default_factory=lambda: _lt4rec("evaluation", "slice_features"))
 
@@ -265,6 +267,21 @@ class Config:
             values = _parse(path, text)
         return cls.from_dict(_merge(values, overrides or {}))
 
+    def ticket_tasks(self):
+        """The tasks a ticket is searched for: `ticket.tasks`, or every task of the spec."""
+        return list(self.ticket.tasks) or self.spec.task_names()
+
+    def gate(self, name):
+        """(AUC lower bound, allowed AUC regression) of output `name`; None if it is not gated
+        (a product without an `evaluation.gates` entry)."""
+        own = self.evaluation.gates.get(name)
+        if own is None and name not in self.spec.task_names():
+            return None
+        own = own or GateConfig()
+        return tuple(default if value is None else value for value, default in (
+            (own.auc_lower_bound, self.evaluation.auc_lower_bound),
+            (own.max_auc_regression, self.evaluation.max_auc_regression)))
+
     def validate(self, sections=None):
         """Raise ConfigError naming the first invalid field.
 
@@ -282,8 +299,6 @@ class Config:
                self.ticket.max_density, "must be in (0, 1]")
         _check(self.ticket.min_density <= self.ticket.max_density, "ticket.min_density",
                self.ticket.min_density, "must not exceed ticket.max_density")
-        _check(0 < self.data.cvr_threshold <= 1, "data.cvr_threshold",
-               self.data.cvr_threshold, "must be in (0, 1]")
         for name in ("ticket.rounds", "ticket.stopping.max_epochs", "ticket.stopping.patience",
                      "mtl.stopping.max_epochs", "mtl.stopping.patience", "model.batch_size",
                      "model.eval_batch_size", "model.embedding_dim", "data.max_list_length",
@@ -309,10 +324,6 @@ class Config:
                "model.hidden_units", self.model.hidden_units, "must be positive layer widths")
         _check(self.model.learning_rate > 0, "model.learning_rate", self.model.learning_rate,
                "must be > 0")
-        _check(self.model.ctr_loss in ("focal", "bce"), "model.ctr_loss", self.model.ctr_loss,
-               "must be 'focal' or 'bce'")
-        _check(self.model.cvr_loss in ("mse", "bce"), "model.cvr_loss", self.model.cvr_loss,
-               "must be 'mse' or 'bce'")
         _check(self.mtl.schedule in ("round_robin", "proportional"), "mtl.schedule",
                self.mtl.schedule, "must be 'round_robin' or 'proportional'")
         _check(self.data.split_mode in ("auto", "given", "hash"), "data.split_mode",
@@ -337,14 +348,16 @@ class Config:
                "must be 'tickets' or 'ones'")
         _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
-        _check(len(self.ticket.tasks) > 0 and len(set(self.ticket.tasks)) == len(self.ticket.tasks),
-               "ticket.tasks", self.ticket.tasks, "must be a non-empty list without repeats")
-        for task in self.ticket.tasks:
-            _check(task in TASKS, "ticket.tasks", task, f"unknown task; known tasks: {list(TASKS)}")
+        self.spec.validate()
+        tasks = self.spec.task_names()
+        _check(len(set(self.ticket.tasks)) == len(self.ticket.tasks), "ticket.tasks",
+               self.ticket.tasks, "must be a list without repeats (empty: every task)")
+        for task in self.ticket.tasks if given("spec") else []:
+            _check(task in tasks, "ticket.tasks", task, f"unknown task; tasks: {tasks}")
         for field in ("loss_weights", "task_probabilities"):
             for task, weight in getattr(self.mtl, field).items():
-                _check(task in TASKS, f"mtl.{field}", task,
-                       f"unknown task; known tasks: {list(TASKS)}")
+                _check(not given("spec") or task in tasks, f"mtl.{field}", task,
+                       f"unknown task; tasks: {tasks}")
                 _check(weight >= 0, f"mtl.{field}.{task}", weight, "must be >= 0")
         vocab = self.vocab
         _check(vocab.top_k is None or (_is_int(vocab.top_k) and vocab.top_k > 0), "vocab.top_k",
@@ -354,7 +367,6 @@ class Config:
         _check(_is_int(vocab.num_oov_buckets) and vocab.num_oov_buckets >= 1,
                "vocab.num_oov_buckets", vocab.num_oov_buckets,
                "must be an integer >= 1 (unseen values need an id)")
-        self.spec.validate(TASKS, features.TRANSFORMED_LABELS)
         _check(all(isinstance(d, str) and d for d in self.model.devices), "model.devices",
                self.model.devices, "must be a list of device names such as '/gpu:0'")
         _check(sorted(self.data.split_buckets) == sorted(SPLITS) and
@@ -376,11 +388,18 @@ class Config:
                self.data.split_key, f"must be empty (hash the whole record) or a feature or "
                f"key column of the spec {keyed} (not a label or score: that would split by "
                f"outcome)")
-        for name in ("ctr_auc_lower_bound", "cvr_auc_lower_bound"):
-            value = getattr(self.evaluation, name)
-            _check(0 <= value <= 1, f"evaluation.{name}", value, "must be in [0, 1]")
-        _check(self.evaluation.max_auc_regression >= 0, "evaluation.max_auc_regression",
-               self.evaluation.max_auc_regression, "must be >= 0")
+        gates = {"": self.evaluation, **{f"gates.{name}": gate
+                                         for name, gate in self.evaluation.gates.items()}}
+        for where, gate in gates.items():
+            prefix = f"evaluation.{where}." if where else "evaluation."
+            _check(gate.auc_lower_bound is None or 0 <= gate.auc_lower_bound <= 1,
+                   f"{prefix}auc_lower_bound", gate.auc_lower_bound, "must be in [0, 1]")
+            _check(gate.max_auc_regression is None or gate.max_auc_regression >= 0,
+                   f"{prefix}max_auc_regression", gate.max_auc_regression, "must be >= 0")
+        outputs = self.spec.output_names()
+        for name in self.evaluation.gates if given("evaluation") and given("spec") else []:
+            _check(name in outputs, "evaluation.gates", name,
+                   f"is not a task or product; outputs: {outputs}")
         _check(self.ticket.selection_tolerance >= 0, "ticket.selection_tolerance",
                self.ticket.selection_tolerance, "must be >= 0")
         for name in self.evaluation.slice_features if given("evaluation") else []:
@@ -411,7 +430,17 @@ def _field(config, dotted):
 
 # Settings that moved: {old dotted name: where they are now}.
 _MOVED = {"vocab.per_group": "spec.groups (one entry per group: top_k, frequency_threshold, "
-                             "num_oov_buckets, embedding_dim)"}
+                             "num_oov_buckets, embedding_dim)",
+          "model.ctr_loss": "spec.tasks: each task's `loss` (focal, bce or mse)",
+          "model.cvr_loss": "spec.tasks: each task's `loss` (focal, bce or mse; mse takes a "
+                            "`target` column)",
+          "model.focal_alpha": "spec.tasks: a focal task's `focal_alpha`",
+          "model.focal_gamma": "spec.tasks: a focal task's `focal_gamma`",
+          "data.cvr_threshold": "spec.tasks: the threshold is part of a task's `label` rule, "
+                                "e.g. 'label == 1 and cvrlabel >= 0.8'",
+          **{f"evaluation.{task}_auc_lower_bound":
+             "evaluation.auc_lower_bound (every task) or evaluation.gates.<task>.auc_lower_bound"
+             for task in ("ctr", "cvr")}}
 RESOURCE_FIELDS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
 _TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 

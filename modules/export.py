@@ -1,9 +1,10 @@
 """Export the trained network as one SavedModel for TF Serving and TFMA.
 
 Signatures:
-- `serving_default(examples: string[batch])` -> {`ctr`, `cvr`, `ctcvr` = ctr * cvr}: parses raw
-  serialized tf.Examples, applies the Transform graph, and runs each task through its own mask.
-- `transform_features(examples)` -> the transformed labels, for TFMA.
+- `serving_default(examples: string[batch])` -> one probability per task of the spec and per
+  product (for LT4REC: `ctr`, `cvr`, `ctcvr` = ctr * cvr): parses raw serialized tf.Examples,
+  applies the Transform graph, and runs each task through its own mask.
+- `transform_features(examples)` -> the transformed labels and row masks, for TFMA.
 - `evaluation(examples)` -> the serving outputs plus each reference score of the spec (e.g.
   `pctr_reference`, the production score parsed from the example's `pctr`), so TFMA reports the
   production model's AUC beside ours.
@@ -12,26 +13,27 @@ Masks are baked in: each task path has its own MLP kernels holding kernel * mask
 connections are exact zeros in the exported weights. A task served from its own ticket's weights
 (negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
+import functools
 import types
 
 import tensorflow as tf
-
-from modules import features
-
-SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 
 
 class ServingModule(tf.Module):
     """The exported object: network, per-task masked kernels and the Transform layer."""
 
-    def __init__(self, network, task_masks, tft_output, served=None, references=None):
-        """`served`: {task: (network, masks)} for tasks another network serves; `references`:
-        {name: (score column, task)} (`Spec.reference_columns`) for the evaluation signature."""
+    def __init__(self, network, task_masks, tft_output, spec, served=None):
+        """`spec`: the config's spec (tasks, products, reference scores for the evaluation
+        signature); `served`: {task: (network, masks)} for tasks another network serves."""
         super().__init__()
-        self._references = {name: column for name, (column, _) in (references or {}).items()}
+        self._references = {name: column for name, (column, _) in
+                            spec.reference_columns().items()}
+        self._tasks = spec.task_names()
+        self._products = {p.name: list(p.tasks) for p in spec.products}
+        self._labels = spec.transformed_labels() + list(self._references.values())
         served = served or {}
         networks = {task: served[task][0] if task in served else network
-                    for task in ("ctr", "cvr")}
+                    for task in self._tasks}
         # Keep the Keras models out of the object graph (their own Keras SavedModel serialisation
         # is not wanted); track their variables directly instead.
         self._keras = types.SimpleNamespace(networks=networks)
@@ -43,7 +45,7 @@ class ServingModule(tf.Module):
                    for i, k in enumerate(networks[task].effective_kernels(
                        [tf.constant(m, tf.float32) for m in
                         (served[task][1] if task in served else task_masks[task])]))]
-            for task in ("ctr", "cvr")}
+            for task in self._tasks}
         self._raw_spec = {name: spec for name, spec in tft_output.raw_feature_spec().items()}
 
     def _transform(self, examples):
@@ -52,13 +54,16 @@ class ServingModule(tf.Module):
 
     def _predict(self, transformed):
         networks = self._keras.networks
-        ctr = tf.sigmoid(networks["ctr"].logit(transformed, "ctr", self.task_kernels["ctr"]))
-        cvr = tf.sigmoid(networks["cvr"].logit(transformed, "cvr", self.task_kernels["cvr"]))
-        return {"ctr": ctr, "cvr": cvr, "ctcvr": ctr * cvr}
+        outputs = {task: tf.sigmoid(networks[task].logit(transformed, task,
+                                                         self.task_kernels[task]))
+                   for task in self._tasks}
+        for name, factors in self._products.items():
+            outputs[name] = functools.reduce(lambda a, b: a * b, [outputs[t] for t in factors])
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(self, examples):
-        """Serialized raw tf.Examples -> ctr, cvr and ctcvr probabilities."""
+        """Serialized raw tf.Examples -> each task's and product's probability."""
         return self._predict(self._transform(examples))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -73,14 +78,13 @@ class ServingModule(tf.Module):
     def transform_features(self, examples):
         """Serialized raw tf.Examples -> transformed features (for evaluation)."""
         transformed = self._transform(examples)
-        return {name: transformed[name] for name in transformed
-                if name in features.TRANSFORMED_LABELS + tuple(self._references.values())}
+        return {name: transformed[name] for name in transformed if name in self._labels}
 
 
-def export(network, task_masks, tft_output, path, served=None, references=None):
-    """Write the SavedModel to `path` (written aside, then renamed into place); `served` and
-    `references` as for `ServingModule`."""
-    module = ServingModule(network, task_masks, tft_output, served, references)
+def export(network, task_masks, tft_output, path, spec, served=None):
+    """Write the SavedModel to `path` (written aside, then renamed into place); `spec` and
+    `served` as for `ServingModule`."""
+    module = ServingModule(network, task_masks, tft_output, spec, served)
     tmp = path.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)

@@ -1,7 +1,7 @@
 """The LT4REC dataset: its shipped spec file and the column names its synthetic story uses.
 
-Ground layer (with `modules.config`, `modules.errors` and `modules.spec`): imports nothing else
-of the project. The feature spec itself is data (`modules/lt4rec.yaml`, read by
+Ground layer (with `modules.config`, `modules.errors`, `modules.rules` and `modules.spec`):
+imports nothing else of the project. The feature spec itself is data (`modules/lt4rec.yaml`, read by
 `modules.config` as the default `spec` section); the name lists below are computed from it for
 the synthetic LT4REC generator and the tests. Production code reads features from the config's
 spec, never from these lists.
@@ -18,9 +18,7 @@ LT4REC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lt4rec.y
 
 LABEL = "label"              # int64 click, 0/1
 CVR_LABEL = "cvrlabel"       # float play-completion rate in [0, 1], 0 on non-clicks
-CONVERSION = "conversion"    # transformed float 0/1: clicked and cvrlabel >= cvr_threshold
-# Transformed label names: no spec column may take one.
-TRANSFORMED_LABELS = (LABEL, CVR_LABEL, CONVERSION)
+CONVERSION = "conversion"    # transformed float 0/1: the cvr task's label rule
 
 MISSING = "-1"               # the value of an absent id
 PAD_ID = -1                  # transformed id lists are padded with this (and it masks them)
@@ -48,6 +46,7 @@ STRING_FEATURES = SINGLE_VALUED + MULTI_VALUED
 SHARED_VOCABULARIES = {
     group: tuple(f["name"] for f in _FEATURES if f.get("group", f["name"]) == group)
     for group in dict.fromkeys(f["group"] for f in _FEATURES if f.get("group"))}
+TASKS = tuple(t["name"] for t in _parsed()["spec"]["tasks"])  # ("ctr", "cvr")
 SEQNUM = _parsed()["spec"]["keys"][0]                        # request id; not a model feature
 PCTR = _parsed()["spec"]["reference_scores"][0]["column"]    # production CTR score (a string)
 PCTR_SCORE = score_key(PCTR)                                 # pctr parsed to float

@@ -8,7 +8,6 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from modules import data, distribution, memory, model, spec as spec_lib
-from modules.config import TASKS
 
 
 @dataclasses.dataclass
@@ -33,7 +32,7 @@ def load(examples_uri, transform_graph_uri, config, devices=None):
     tf.config.experimental.enable_op_determinism()
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     sizes = vocab_sizes(tft_output, config)
-    tables = memory.check_budget(sizes, config, TASKS, log=logging.info)
+    tables = memory.check_budget(sizes, config, config.spec.task_names(), log=logging.info)
     spec = tft_output.transformed_feature_spec()
     splits = {split: data.Examples(data.split_files(examples_uri, split), spec, config.input)
               for split in ("train", "validation", "eval")}

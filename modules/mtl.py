@@ -12,7 +12,6 @@ from modules import inputs as inputs_lib
 from modules import pruning
 from modules.training import MaskedTrainer, improved
 
-TASKS = ("ctr", "cvr")
 REPORT_FILE = "training_report.json"
 
 
@@ -21,7 +20,7 @@ def schedule(mtl_config, tasks, seed):
     tasks = list(tasks)
     if mtl_config.schedule == "round_robin" or len(tasks) == 1:
         return lambda i: tasks
-    weights = np.array([mtl_config.task_probabilities.get(t, 0.0) for t in tasks], dtype=float)
+    weights = np.array([mtl_config.task_probabilities.get(t, 1.0) for t in tasks], dtype=float)
     if weights.sum() <= 0:
         raise ValueError(f"mtl.task_probabilities give no weight to any of {tasks}")
     draws = {}
@@ -34,27 +33,30 @@ def schedule(mtl_config, tasks, seed):
     return pick
 
 
-def masks_for(mtl_config, network, ticket_masks):
+def masks_for(config, network, ticket_masks):
     """The masks MTL trains through: the tickets, or all-ones (hard-sharing baseline)."""
-    if mtl_config.masks == "ones":
+    tasks = config.spec.task_names()
+    if config.mtl.masks == "ones":
         ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
-        return {task: ones for task in TASKS}
-    missing = [t for t in TASKS if t not in ticket_masks]
+        return {task: ones for task in tasks}
+    missing = [t for t in tasks if t not in ticket_masks]
     if missing:
-        raise ValueError(f"ticket masks are missing task(s) {missing}; MTL needs {list(TASKS)}")
-    return {task: ticket_masks[task] for task in TASKS}
+        raise ValueError(f"ticket masks are missing task(s) {missing}; MTL needs {tasks}")
+    return {task: ticket_masks[task] for task in tasks}
 
 
-def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=TASKS, on_log=None):
+def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=None, on_log=None):
     """Train from the start checkpoint (θ0 or the rewind point) through the task masks, with
-    per-task early stopping on validation; returns (network, trainer, masks used, FitReport)."""
-    network = inputs_lib.build_network(inputs, config, TASKS)
+    per-task early stopping on validation (of `train_tasks`, default every task); returns
+    (network, trainer, masks used, FitReport)."""
+    tasks = config.spec.task_names()
+    train_tasks = tasks if train_tasks is None else train_tasks
+    network = inputs_lib.build_network(inputs, config, tasks)
     if start_prefix:
         tf.train.Checkpoint(network=network).read(start_prefix).assert_existing_objects_matched()
-    task_masks = masks_for(config.mtl, network, ticket_masks)
-    trainer = MaskedTrainer(network, inputs.strategy, config.model, config.mtl.loss_weights,
-                            config.spec.reference_columns())
-    for task in TASKS:
+    task_masks = masks_for(config, network, ticket_masks)
+    trainer = MaskedTrainer(network, inputs.strategy, config, config.mtl.loss_weights)
+    for task in tasks:
         trainer.set_masks(task, task_masks[task])
     trainer.reset_optimizers()
     fit = trainer.fit(inputs.train, inputs.validation, train_tasks,
@@ -70,16 +72,17 @@ def guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefix
     with `mtl.negative_transfer: serve_ticket`, serve that task from its ticket's weights
     (`MaskedTrainer.serve_from`). Returns {task: record}: both AUCs on validation (what decides)
     and eval (reported), whether MTL lost, and what serves the task ("mtl" or "ticket")."""
-    mtl_validation = trainer.auc_metrics(inputs.validation, TASKS)
-    mtl_eval = trainer.auc_metrics(inputs.evaluation, TASKS)
+    tasks = config.spec.task_names()
+    mtl_validation = trainer.auc_metrics(inputs.validation, tasks)
+    mtl_eval = trainer.auc_metrics(inputs.evaluation, tasks)
     records = {}
-    for task in TASKS:
+    for task in tasks:
         if task not in ticket_prefixes or task not in ticket_masks:
             continue                       # no ticket was searched for this task
-        network = inputs_lib.build_network(inputs, config, config.ticket.tasks)
+        network = inputs_lib.build_network(inputs, config, config.ticket_tasks())
         tf.train.Checkpoint(network=network).read(
             ticket_prefixes[task]).assert_existing_objects_matched()
-        alone = MaskedTrainer(network, inputs.strategy, config.model)
+        alone = MaskedTrainer(network, inputs.strategy, config)
         alone.set_masks(task, ticket_masks[task])
         validation = alone.auc_metrics(inputs.validation, [task])[task]
         lost = improved(validation["auc"], mtl_validation[task]["auc"],
@@ -104,22 +107,18 @@ def guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefix
     return records
 
 
-OUTPUTS = TASKS + ("ctcvr",)
-
-
 def metrics(trainer, examples):
-    """{"auc", "auc_max_error", "calibration"}: {ctr, cvr, ctcvr: value}, streamed in one pass.
-
-    CTR on all rows, CVR on clicked rows, CTCVR (score ctr * cvr) on all rows; calibration is
-    mean prediction / mean label on those rows.
+    """{"auc", "auc_max_error", "calibration"}: {output: value} of every task and product of
+    the trainer's spec, streamed in one pass, each on its rows (`tasks.eval_rows`); calibration
+    is mean prediction / mean label on those rows.
     """
-    results = trainer.metrics(examples, OUTPUTS)
+    results = trainer.metrics(examples, trainer.spec.output_names())
     return {kind: {name: result[kind] for name, result in results.items()}
             for kind in ("auc", "auc_max_error", "calibration")}
 
 
 def evaluate(trainer, examples):
-    """{ctr, cvr, ctcvr} AUCs (see `metrics`)."""
+    """{output: AUC} (see `metrics`)."""
     return metrics(trainer, examples)["auc"]
 
 
@@ -149,8 +148,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
         for name, value in evaluation["auc"].items():
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
-    export.export(network, task_masks, tft_output, serving_path, trainer.served,
-                  trainer.references)
+    export.export(network, task_masks, tft_output, serving_path, config.spec, trainer.served)
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
               "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],

@@ -13,13 +13,14 @@ pipeline; its `custom_config['config']` is a `Config.to_json()` string carrying 
   `normalize: log1p`), missing values taking the feature's `default` first; with `buckets: N`,
   the int64 quantile bucket (0..N-1) of the value instead;
 - reference scores: float32 under `spec.score_key(column)` (-1 when not a number);
-- `label` (int64 click), `cvrlabel` (float), `conversion` (float 0/1: clicked and
-  cvrlabel >= cvr_threshold).
+- the label columns the tasks read, dense under their names (0 when absent), and each rule label
+  or rule rows mask of a task as float 0/1 under its name (`Spec.rule_columns`). For LT4REC:
+  `label` (int64 click), `cvrlabel` (float) and `conversion` (the cvr task's label rule).
 """
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules import features, rules, spec as spec_lib, tasks
+from modules import features, rules, spec as spec_lib
 from modules.config import Config
 from modules.features import PAD_ID
 
@@ -30,8 +31,8 @@ def preprocessing_fn(inputs, custom_config=None):
     """TFT preprocessing_fn; `custom_config['config']` is a `Config.to_json()` string."""
     config = Config.from_json(custom_config["config"]) if custom_config else Config()
     spec = config.spec
-    missing = [c for c in spec.fields() + [r.column for r in spec.reference_scores]
-               if c not in inputs]
+    missing = [c for c in spec.fields() + [r.column for r in spec.reference_scores] +
+               spec.label_columns() if c not in inputs]
     if missing:
         raise ValueError(f"the spec's columns {missing} are missing from the schema's features "
                          f"{sorted(inputs)}")
@@ -49,12 +50,11 @@ def preprocessing_fn(inputs, custom_config=None):
                                      spec.list_length(member, config.data.max_list_length))
     for feature in spec.of_kind("numeric"):
         outputs[feature.name] = _numeric(inputs[feature.name], feature)
-    labels = {features.LABEL: _dense(inputs[features.LABEL], 0),
-              features.CVR_LABEL: _dense(inputs[features.CVR_LABEL], 0.0)}
+    labels = {column: _dense(inputs[column], 0) for column in spec.label_columns()}
     outputs.update(labels)
-    outputs[features.CONVERSION] = tf.cast(rules.holds(
-        rules.parse(tasks.conversion_rule(config.data)), labels, rules.tensorflow_backend()),
-        tf.float32)
+    for name, rule in spec.rule_columns().items():
+        outputs[name] = tf.cast(rules.holds(rules.parse(rule), labels,
+                                            rules.tensorflow_backend()), tf.float32)
     for reference in spec.reference_scores:
         outputs[spec_lib.score_key(reference.column)] = parse_score(inputs[reference.column])
     return outputs

@@ -61,19 +61,6 @@ def columns(node):
     return list(dict.fromkeys(c for child in node.children for c in columns(child)))
 
 
-def check_columns(text, known, where):
-    """Parse `text` and raise RuleError (naming `where`) if it reads a column not in `known`."""
-    try:
-        node = parse(text)
-    except RuleError as error:
-        raise RuleError(f"invalid configuration: {where}: {error}") from None
-    unknown = [c for c in columns(node) if c not in known]
-    if unknown:
-        raise RuleError(f"invalid configuration: {where}: rule {text!r} reads {unknown}, which "
-                        f"are not among the columns {sorted(known)}")
-    return node
-
-
 def evaluate(node, values, backend):
     """The rule on `values` ({column: array or tensor}): float32 values for a number or column,
     booleans otherwise. `backend` is `NUMPY` or `tensorflow_backend()`."""

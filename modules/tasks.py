@@ -1,9 +1,12 @@
-"""The two tasks: their training losses and their evaluation labels."""
+"""The tasks of the spec (`spec.tasks`, `spec.products`): training losses and evaluation rows.
+
+Each task reads the transformed columns Transform emits for it (`TaskSpec.label_column`,
+`TaskSpec.rows_column`, its `target`); a product is evaluated on the rows of its first task
+against the label of its last.
+"""
 import numpy as np
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
-
-from modules import features
 
 
 class MetricUndefinedError(ValueError):
@@ -20,60 +23,42 @@ def focal_loss(labels, logits, alpha, gamma):
     return -alpha_t * tf.pow(1.0 - p_t, gamma) * log_p_t
 
 
+def _rows(rows_column, label_column, batch):
+    """[batch] booleans: where the 0/1 `rows_column` is set (every row when it is None)."""
+    if rows_column is None:
+        return tf.ones_like(batch[label_column], dtype=tf.bool)
+    return tf.not_equal(tf.cast(batch[rows_column], tf.float32), 0.0)
+
+
 def train_rows(task, batch):
-    """[batch] 1.0 on the rows `task` trains on (CTR: all, CVR: clicked), else 0.0."""
-    if task == "ctr":
-        return tf.ones_like(batch[features.LABEL], dtype=tf.float32)
-    return tf.cast(batch[features.LABEL], tf.float32)
+    """[batch] 1.0 on the rows `task` (a TaskSpec) trains on, else 0.0."""
+    return tf.cast(_rows(task.rows_column, task.label_column, batch), tf.float32)
 
 
-def per_example_loss(task, batch, logits, model_config):
-    """Per-example training loss of `task` (zero on rows the task does not train on)."""
-    if task == "ctr" and model_config.ctr_loss == "bce":
-        return tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.cast(batch[features.LABEL], tf.float32), logits=logits)
-    if task == "ctr":
-        return focal_loss(batch[features.LABEL], logits, model_config.focal_alpha,
-                          model_config.focal_gamma)
-    clicked = train_rows(task, batch)
-    if model_config.cvr_loss == "bce":
-        loss = tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.cast(batch[features.CONVERSION], tf.float32), logits=logits)
+def per_example_loss(task, batch, logits):
+    """Per-example training loss of `task` (a TaskSpec; zero on rows it does not train on)."""
+    labels = tf.cast(batch[task.label_column], tf.float32)
+    if task.loss == "focal":
+        loss = focal_loss(labels, logits, *task.focal)
+    elif task.loss == "bce":
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
     else:
-        target = tf.clip_by_value(tf.cast(batch[features.CVR_LABEL], tf.float32), 0.0, 1.0)
-        loss = tf.square(tf.sigmoid(logits) - target)
-    return loss * clicked
+        target = tf.cast(batch[task.target], tf.float32) if task.target else labels
+        loss = tf.square(tf.sigmoid(logits) - tf.clip_by_value(target, 0.0, 1.0))
+    return loss * train_rows(task, batch)
 
 
-def eval_rows(name, batch):
-    """(0/1 labels, boolean row selector) output `name` is evaluated on: CTR all rows, CVR
-    clicked rows, CTCVR all rows. Takes tensors or numpy arrays; returns
-    tensors."""
-    clicks = tf.convert_to_tensor(batch[features.LABEL])
-    if name == "ctr":
-        return clicks, tf.ones_like(clicks, dtype=tf.bool)
-    if name == "cvr":
-        return batch[features.CONVERSION], tf.equal(clicks, 1)
-    if name == "ctcvr":
-        return batch[features.CONVERSION], tf.ones_like(clicks, dtype=tf.bool)
-    raise KeyError(name)
+def eval_rows(spec, name, batch):
+    """(0/1 labels, boolean row selector) output `name` (a task or product of `spec`) is
+    evaluated on. Takes tensors or numpy arrays; returns tensors."""
+    label_column, rows_column = spec.eval_columns(name)
+    return tf.convert_to_tensor(batch[label_column]), _rows(rows_column, label_column, batch)
 
 
-CLICKED = f"{features.LABEL} == 1"        # the rule of a clicked row
-
-
-def conversion_rule(data_config):
-    """The rule (`modules.rules`) of a conversion: clicked and cvrlabel >= data.cvr_threshold.
-    Transform derives the `conversion` column from it, validation sizing counts by it."""
-    return f"{CLICKED} and {features.CVR_LABEL} >= {data_config.cvr_threshold!r}"
-
-
-def class_rules(data_config):
+def class_rules(spec):
     """Each task's rows and classes as rules (`modules.rules`) over the raw columns, as
-    SplitExampleGen's validation sizing reads them (`task_classes`): CTR all rows, clicked or
-    not; CVR clicked rows, converted or not."""
-    return [{"task": "ctr", "positive": CLICKED, "rows": ""},
-            {"task": "cvr", "positive": conversion_rule(data_config), "rows": CLICKED}]
+    SplitExampleGen's validation sizing reads them (`task_classes`)."""
+    return [{"task": t.name, "positive": t.label, "rows": t.rows} for t in spec.tasks]
 
 
 def defined_auc(name, result):
@@ -83,12 +68,13 @@ def defined_auc(name, result):
     return result["auc"]
 
 
-def auc(task, arrays, scores):
-    """sklearn's AUC of in-memory `scores` on the task's eval rows (tests, baselines)."""
-    labels, rows = (np.asarray(x) for x in eval_rows(task, arrays))
+def auc(spec, name, arrays, scores):
+    """sklearn's AUC of in-memory `scores` of output `name` on its eval rows (tests,
+    baselines)."""
+    labels, rows = (np.asarray(x) for x in eval_rows(spec, name, arrays))
     labels, scores = labels[rows], np.asarray(scores)[rows]
     if labels.size == 0 or np.unique(labels).size < 2:
-        raise _undefined(task, labels.size)
+        raise _undefined(name, labels.size)
     return float(roc_auc_score(labels, scores))
 
 

@@ -155,17 +155,22 @@ def select_round(results, min_density=0.0, max_density=1.0, tolerance=0.0):
     return min(tied, key=lambda r: (r.density, r.round))
 
 
+def _metric_name(task):
+    """What a task's ticket rounds are chosen by: AUC on its rows."""
+    return f"auc (rows: {task.rows})" if task.rows else "auc"
+
+
 def run_search(inputs, config, out_uri, log_dir=None):
     """Search every task; write masks, θ0 (and the rewind point), each task's chosen round's
     trained weights, report and plot under `out_uri`.
 
     Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only.
     """
-    tasks = config.ticket.tasks
+    tasks = config.ticket_tasks()
     network = inputs_lib.build_network(inputs, config, tasks)
     checkpoint = tf.train.Checkpoint(network=network)
     checkpoint.write(theta0_prefix(out_uri))
-    trainer = MaskedTrainer(network, inputs.strategy, config.model)
+    trainer = MaskedTrainer(network, inputs.strategy, config)
     start = snapshot(network)
     if config.ticket.rewind_step:
         start = rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step,
@@ -187,7 +192,7 @@ def run_search(inputs, config, out_uri, log_dir=None):
         restore(network, chosen.weights)
         checkpoint.write(ticket_prefix(out_uri, task))
         report["tasks"][task] = {
-            "metric_name": "auc" if task == "ctr" else "auc_clicked",
+            "metric_name": _metric_name(config.spec.task(task)),
             "selected_on": "validation", "rounds": [r.to_json() for r in results],
             "chosen_round": chosen.round, "chosen_density": chosen.density,
             "chosen_metric": chosen.metric, "chosen_eval_metric": chosen.eval_metric,

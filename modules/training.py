@@ -15,6 +15,7 @@ every `model.log_every_steps` steps, so a step never waits for the host. Evaluat
 `fit` trains with early stopping on the validation examples: training never reads eval data.
 """
 import dataclasses
+import functools
 import itertools
 import math
 from typing import Dict, List
@@ -88,13 +89,17 @@ class OwnParameters:
 class MaskedTrainer:
     """Trains one network through per-task masks under a tf.distribute strategy."""
 
-    def __init__(self, network, strategy, model_config, loss_weights=None, references=None):
-        """`references`: {name: (score column, task)} of the data's reference scores
-        (`Spec.reference_columns`), scored and evaluated like their task."""
+    def __init__(self, network, strategy, config, loss_weights=None):
+        """`config`: the Config (its `model` section and `spec`: the tasks, the products and the
+        reference scores, scored and evaluated like their task); `loss_weights`: {task: weight}
+        (default 1)."""
         self.network = network
-        self.references = dict(references or {})
+        self.spec = config.spec
+        self.tasks = {t.name: t for t in config.spec.tasks}
+        self.products = {p.name: p.tasks for p in config.spec.products}
+        self.references = config.spec.reference_columns()
         self.strategy = strategy
-        self.model_config = model_config
+        self.model_config = config.model
         self.loss_weights = dict(loss_weights or {})
         self.masks = {}
         self.optimizers = {}
@@ -272,7 +277,8 @@ class MaskedTrainer:
 
     def scores(self, batch, names):
         """{name: [batch] score}: a task's probability (through its masks, by the network that
-        serves it), "ctcvr" = ctr * cvr, or a reference score (a column of the data)."""
+        serves it), a product of task probabilities, or a reference score (a column of the
+        data)."""
         probabilities = {}
 
         def probability(task):
@@ -284,8 +290,9 @@ class MaskedTrainer:
         for name in names:
             if name in self.references:
                 result[name] = batch[self.references[name][0]]
-            elif name == "ctcvr":
-                result[name] = probability("ctr") * probability("cvr")
+            elif name in self.products:
+                factors = [probability(task) for task in self.products[name]]
+                result[name] = functools.reduce(lambda a, b: a * b, factors)
             else:
                 result[name] = probability(name)
         return result
@@ -302,7 +309,8 @@ class MaskedTrainer:
                 scores = self.scores(batch, names)
                 for name, histogram in histograms.items():
                     labels, rows = task_lib.eval_rows(
-                        self.references[name][1] if name in self.references else name, batch)
+                        self.spec, self.references[name][1] if name in self.references else name,
+                        batch)
                     histogram.update(labels, scores[name], rows)
             self._metrics[key] = (histograms, update)
         histograms, update = self._metrics[key]
@@ -330,6 +338,7 @@ class MaskedTrainer:
 
     def _make_step(self, task):
         network, strategy, config = self.network, self.strategy, self.model_config
+        spec = self.tasks[task]
         masks, optimizer = self.masks[task], self.optimizers[task]
         variables = network.task_variables(task)
         l2 = config.embedding_l2
@@ -345,8 +354,8 @@ class MaskedTrainer:
                                                       with_penalty=True)
                 else:
                     logits, penalty = network.forward(batch, task, kernels, training=True), 0.0
-                per_example = task_lib.per_example_loss(task, batch, logits, config)
-                per_example += l2 * penalty * task_lib.train_rows(task, batch)
+                per_example = task_lib.per_example_loss(spec, batch, logits)
+                per_example += l2 * penalty * task_lib.train_rows(spec, batch)
                 loss = tf.nn.compute_average_loss(per_example,
                                                   global_batch_size=config.batch_size)
             grads = tape.gradient(loss, variables)

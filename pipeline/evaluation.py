@@ -1,8 +1,6 @@
 """The TFMA EvalConfig of the Evaluator: metrics, slices and the gates that decide the blessing."""
 import tensorflow_model_analysis as tfma
 
-from modules import features
-
 EVAL_SIGNATURE = "evaluation"
 
 
@@ -23,37 +21,36 @@ def _descriptive():
 
 
 def _weighted(weighted):
-    """MetricsSpec arguments: metrics weighted by the output's example weight (CVR: the click)."""
+    """MetricsSpec arguments: metrics weighted by the output's example weight (its rows)."""
     return {"example_weights": tfma.ExampleWeightOptions(weighted=True)} if weighted else {}
 
 
 def eval_config(config):
-    """CTR AUC on all rows, CVR AUC on clicked rows (weight = click), CTCVR AUC; gated on CTR/CVR.
-
-    The gates are the config's `evaluation` section. Each reference score of the spec (the
-    production `pctr` as `pctr_reference`) is evaluated like its task and reported, not gated.
+    """Each task's and product's AUC on its rows (a task's rows column is the example weight);
+    gated as `Config.gate` says (every task by default, products when `evaluation.gates` lists
+    them). Each reference score of the spec (the production `pctr` as `pctr_reference`) is
+    evaluated like its task and reported, not gated.
     """
-    gate, references = config.evaluation, config.spec.reference_scores
-    label_keys = {"ctr": features.LABEL, "cvr": features.CONVERSION,
-                  "ctcvr": features.CONVERSION}
-    weight_keys = {"cvr": features.LABEL}
+    spec, references = config.spec, config.spec.reference_scores
+    keys = {name: spec.eval_columns(name) for name in spec.output_names()}
+    keys.update({r.name: keys[r.task] for r in references})
     model_spec = tfma.ModelSpec(
         signature_name=EVAL_SIGNATURE,
         preprocessing_function_names=["transform_features"],
-        label_keys={**label_keys, **{r.name: label_keys[r.task] for r in references}},
-        example_weight_keys={**weight_keys, **{r.name: weight_keys[r.task] for r in references
-                                               if r.task in weight_keys}})
-    metrics_specs = [
-        tfma.MetricsSpec(output_names=["ctr"], metrics=[_auc_with_gate(
-            gate.ctr_auc_lower_bound, gate.max_auc_regression)] + _descriptive()),
-        tfma.MetricsSpec(output_names=["cvr"], metrics=[_auc_with_gate(
-            gate.cvr_auc_lower_bound, gate.max_auc_regression)] + _descriptive(),
-            **_weighted(True)),
-        tfma.MetricsSpec(output_names=["ctcvr"],
-                         metrics=[tfma.MetricConfig(class_name="AUC")] + _descriptive()),
-    ] + [tfma.MetricsSpec(output_names=[r.name], metrics=[tfma.MetricConfig(class_name="AUC")],
-                          **_weighted(r.task in weight_keys)) for r in references]
+        label_keys={name: label for name, (label, _) in keys.items()},
+        example_weight_keys={name: weight for name, (_, weight) in keys.items() if weight})
+    metrics_specs = []
+    for name in spec.output_names():
+        gate = config.gate(name)
+        auc = _auc_with_gate(*gate) if gate else tfma.MetricConfig(class_name="AUC")
+        metrics_specs.append(tfma.MetricsSpec(output_names=[name],
+                                              metrics=[auc] + _descriptive(),
+                                              **_weighted(keys[name][1] is not None)))
+    metrics_specs += [tfma.MetricsSpec(output_names=[r.name],
+                                       metrics=[tfma.MetricConfig(class_name="AUC")],
+                                       **_weighted(keys[r.name][1] is not None))
+                      for r in references]
     slicing_specs = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
-                                            for name in gate.slice_features]
+                                            for name in config.evaluation.slice_features]
     return tfma.EvalConfig(model_specs=[model_spec], metrics_specs=metrics_specs,
                            slicing_specs=slicing_specs)

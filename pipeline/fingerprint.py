@@ -10,7 +10,7 @@ import os
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRANSFORM_CODE = ("modules/preprocessing.py", "modules/features.py", "modules/config.py",
-                  "modules/spec.py", "modules/errors.py", "modules/rules.py", "modules/tasks.py")
+                  "modules/spec.py", "modules/errors.py", "modules/rules.py")
 TRAINER_CODE = ("modules", "components")
 EXAMPLE_GEN_CODE = ("components/split_example_gen", "modules/rules.py")
 

@@ -18,6 +18,7 @@ from modules import tasks
 from modules.config import SPLITS, Config, ConfigError
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
+from pipeline import summary
 from pipeline.evaluation import eval_config
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -51,7 +52,7 @@ def split_configs(data_root, config):
             tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")) else "hash"
     sizing = {"min_class_rows": data.validation_min_class_rows,
               "max_share": data.validation_max_share,
-              "rules": tasks.class_rules(data)} if data.validation_min_class_rows else None
+              "rules": tasks.class_rules(config.spec)} if data.validation_min_class_rows else None
     if mode == "hash":
         return example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="single", pattern="*")]), \
@@ -138,6 +139,7 @@ def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
     config = config or Config()
     config.validate()
     check_schema(config, schema_path)
+    summary.check_outputs(config.spec)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,

@@ -15,7 +15,21 @@ import os
 
 import tensorflow as tf
 
+from modules.config import Config, ConfigError
+
 TASKS = ("ctr", "cvr")
+
+
+def check_outputs(spec):
+    """Raise ConfigError unless `spec` serves the shipped LT4REC outputs, which this summary and
+    the report read: `spec.tasks` may set their labels, rows and losses, other tasks and products
+    come with N tasks."""
+    shipped = Config().spec.output_names()
+    if spec.output_names() != shipped:
+        raise ConfigError(f"invalid configuration: spec.tasks and spec.products serve "
+                          f"{spec.output_names()}; this version's summary and report read "
+                          f"exactly {shipped} (their labels, rows and losses are yours to set; "
+                          f"other tasks come with N tasks)")
 
 
 def _artifact(outputs, node, key):

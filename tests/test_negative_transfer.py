@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_config
+from conftest import label_arrays, small_config
+from modules import features
 from modules import inputs as inputs_lib
 from modules import mtl
 from modules.training import MaskedTrainer
@@ -17,8 +18,8 @@ def _masks(network, seed):
 
 def _ticket(inputs, config, directory, task, masks, train):
     """A ticket checkpoint for `task` through `masks`, trained alone (or left at θ0)."""
-    network = inputs_lib.build_network(inputs, config, config.ticket.tasks)
-    trainer = MaskedTrainer(network, inputs.strategy, config.model)
+    network = inputs_lib.build_network(inputs, config, config.ticket_tasks())
+    trainer = MaskedTrainer(network, inputs.strategy, config)
     trainer.set_masks(task, masks)
     trainer.reset_optimizers()
     if train:
@@ -40,12 +41,12 @@ def setup(toy_inputs, tmp_path_factory):
     """θ0, CTR/CVR tickets, and a ticket for CTR trained alone (the CVR one left at θ0)."""
     tmp_path = tmp_path_factory.mktemp("tickets")
     config = small_config(ticket={"stopping": {"max_epochs": 3, "patience": 2}})
-    probe = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
+    probe = inputs_lib.build_network(toy_inputs, config, features.TASKS)
     theta0 = str(tmp_path / "theta0")
     tf.train.Checkpoint(network=probe).write(theta0)
     masks = {"ctr": _masks(probe, 1), "cvr": _masks(probe, 2)}
     tickets = {task: _ticket(toy_inputs, config, tmp_path, task, masks[task], task == "ctr")
-               for task in mtl.TASKS}
+               for task in features.TASKS}
     return config, theta0, masks, tickets, tmp_path
 
 
@@ -55,7 +56,7 @@ def test_a_task_mtl_left_behind_is_flagged_and_served_from_its_ticket(toy_inputs
     _, theta0, masks, tickets, _ = setup
     config = small_config(mtl={"negative_transfer": policy})
     _, trainer, _, _ = mtl.train(toy_inputs, config, masks, theta0, train_tasks=["cvr"])
-    before = {t: trainer.predict(toy_inputs.validation, t) for t in mtl.TASKS}
+    before = {t: trainer.predict(toy_inputs.validation, t) for t in features.TASKS}
     records = mtl.guard_negative_transfer(trainer, toy_inputs, config, masks,
                                           {t: prefix for t, (prefix, _) in tickets.items()})
     ctr, cvr = records["ctr"], records["cvr"]
@@ -83,7 +84,7 @@ def test_no_flag_when_mtl_is_at_least_as_good_as_the_ticket(toy_inputs, setup):
     config, theta0, masks, _, directory = setup
     _, trainer, _, _ = mtl.train(toy_inputs, config, masks, theta0)
     untrained = {t: _ticket(toy_inputs, config, directory / "untrained", t, masks[t], False)[0]
-                 for t in mtl.TASKS}
+                 for t in features.TASKS}
     records = mtl.guard_negative_transfer(trainer, toy_inputs, config, masks, untrained)
     assert all(not r["mtl_lost"] and r["served_by"] == "mtl" for r in records.values())
     assert not trainer.served
@@ -106,7 +107,7 @@ def test_a_task_served_from_its_ticket_is_exported_and_serves_like_the_trainer(t
     Serving loads it, scores raw eval examples with the ticket's CTR and MTL's CVR."""
     import tensorflow_transform as tft
     from modules.ticket_search import start_prefix, ticket_prefix
-    from modules import data, export, features
+    from modules import data, export
     from modules import masks as masks_lib
     from modules import tasks as task_lib
     from pipeline import serving
@@ -116,20 +117,21 @@ def test_a_task_served_from_its_ticket_is_exported_and_serves_like_the_trainer(t
     inputs = inputs_lib.load(outputs["Transform"]["transformed_examples"][0].uri, transform_uri,
                              config)
     tickets = masks_lib.load(masks_uri)
-    network = inputs_lib.build_network(inputs, config, mtl.TASKS)
+    network = inputs_lib.build_network(inputs, config, features.TASKS)
     tf.train.Checkpoint(network=network).read(start_prefix(masks_uri)).expect_partial()
-    trainer = MaskedTrainer(network, inputs.strategy, config.model)
-    for task in mtl.TASKS:
+    trainer = MaskedTrainer(network, inputs.strategy, config)
+    for task in features.TASKS:
         trainer.set_masks(task, tickets[task])
     at_theta0 = trainer.evaluate(inputs.evaluation, ["ctr"])["ctr"]
-    ticket = inputs_lib.build_network(inputs, config, config.ticket.tasks)
+    ticket = inputs_lib.build_network(inputs, config, config.ticket_tasks())
     tf.train.Checkpoint(network=ticket).read(
         ticket_prefix(masks_uri, "ctr")).assert_existing_objects_matched()
     trainer.serve_from("ctr", ticket, tickets["ctr"])
-    expected = trainer.evaluate(inputs.evaluation, mtl.TASKS)
+    expected = trainer.evaluate(inputs.evaluation, features.TASKS)
     assert abs(expected["ctr"] - at_theta0) > 5e-3
     path = str(tmp_path / "model")
-    export.export(network, tickets, tft.TFTransformOutput(transform_uri), path, trainer.served)
+    export.export(network, tickets, tft.TFTransformOutput(transform_uri), path, config.spec,
+                  trainer.served)
     loaded = tf.saved_model.load(path)
     for task, source in (("ctr", ticket), ("cvr", network)):
         for mask, kernel, exported in zip(tickets[task], source.prunable_weights(),
@@ -138,13 +140,10 @@ def test_a_task_served_from_its_ticket_is_exported_and_serves_like_the_trainer(t
     raw = [r.numpy() for r in tf.data.TFRecordDataset(data.split_files(
         outputs["ImportExampleGen"]["examples"][0].uri, "eval"), compression_type="GZIP")]
     scores = serving.ServingSession(path).score(raw)
-    parsed = [tf.train.Example.FromString(r).features.feature for r in raw]
-    label = np.array([p[features.LABEL].int64_list.value[0] for p in parsed])
-    cvrlabel = np.array([p[features.CVR_LABEL].float_list.value[0] for p in parsed])
-    arrays = {features.LABEL: label, features.CONVERSION: (
-        (label == 1) & (cvrlabel >= config.data.cvr_threshold)).astype(np.float32)}
-    for task in mtl.TASKS:
-        assert task_lib.auc(task, arrays, scores[task]) == pytest.approx(expected[task], abs=1e-3)
+    arrays = label_arrays(config.spec, raw)
+    for task in features.TASKS:
+        assert task_lib.auc(config.spec, task, arrays, scores[task]) == pytest.approx(
+            expected[task], abs=1e-3)
     # The model-size benchmark counts the ticket network the export carries for CTR.
     from benchmarks import model_size
     params, _ = model_size.parameters(path, config.model.embedding_dim)

@@ -10,7 +10,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.baseline_model.executor import IS_CANDIDATE, SOURCE
-from conftest import tiny_pipeline_config
+from conftest import label_arrays, tiny_pipeline_config
 from modules import data, features, tasks
 from pipeline import local_runner, serving, summary
 
@@ -105,13 +105,10 @@ def test_serving_path_reproduces_the_in_pipeline_evaluation(run):
     raw = [r.numpy() for r in tf.data.TFRecordDataset(
         data.split_files(examples_uri, "eval"), compression_type="GZIP")]
     scores = serving.ServingSession(run["summary"]["pushed_model"]).score(raw)
-    parsed = [tf.train.Example.FromString(r) for r in raw]
-    label = np.array([p.features.feature["label"].int64_list.value[0] for p in parsed])
-    cvrlabel = np.array([p.features.feature["cvrlabel"].float_list.value[0] for p in parsed])
-    arrays = {features.LABEL: label, features.CONVERSION: (
-        (label == 1) & (cvrlabel >= run["config"].data.cvr_threshold)).astype(np.float32)}
+    spec = run["config"].spec
+    arrays = label_arrays(spec, raw)
     for task in ("ctr", "cvr"):      # the trainer's AUC is streamed (bucketed), sklearn's exact
-        assert tasks.auc(task, arrays, scores[task]) == pytest.approx(
+        assert tasks.auc(spec, task, arrays, scores[task]) == pytest.approx(
             run["summary"][task]["mtl_auc"], abs=1e-3)
 
 
@@ -159,7 +156,7 @@ def test_predict_command_scores_a_tfrecord_file(run, tmp_path):
 
 
 def test_unreachable_gate_blesses_nothing_and_pushes_nothing(run):
-    config = tiny_pipeline_config(evaluation={"ctr_auc_lower_bound": 0.999})
+    config = tiny_pipeline_config(evaluation={"gates": {"ctr": {"auc_lower_bound": 0.999}}})
     before = sorted(os.listdir(run["layout"].serving_dir))
     outputs = local_runner.run(str(run["data"]), str(run["root"]), config)
     result = summary.build(outputs, run["layout"], config)
@@ -232,7 +229,7 @@ def test_a_candidate_worse_than_the_blessed_model_is_neither_blessed_nor_pushed(
         mtl={"loss_weights": {"ctr": 1e-6, "cvr": 1e-6}, "stopping": {"max_epochs": 1},
              "negative_transfer": "report"},
         evaluation={"max_auc_regression": REGRESSION_TOLERANCE})
-    assert config.evaluation.ctr_auc_lower_bound == config.evaluation.cvr_auc_lower_bound == 0.0
+    assert config.gate("ctr")[0] == config.gate("cvr")[0] == 0.0
     outputs = local_runner.run(str(run["data"]), str(run["root"]), config)
     result = summary.build(outputs, layout, config)
     candidate = outputs["MTLTrainer"]["model"][0]

@@ -47,7 +47,7 @@ UNSEEN = [_row(FEA_VID=[b"never-seen"], FEA_SVID=[b"v1"], FEA_UCAT=[])]
 
 @pytest.fixture(scope="module")
 def transformed():
-    config = Config.from_dict({"data": {"max_list_length": MAX_LEN, "cvr_threshold": 0.8},
+    config = Config.from_dict({"data": {"max_list_length": MAX_LEN},
                                "vocab": {"num_oov_buckets": 3}})
     custom = {"config": config.to_json()}
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(_spec())

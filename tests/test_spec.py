@@ -1,6 +1,7 @@
-"""The feature spec: validation naming the field, and a toy spec with numeric, bucketised
-numeric, int id, string id and id_list features through preprocessing_fn, the network and one
-training step."""
+"""The feature and task spec: validation naming the field, and a toy spec with numeric,
+bucketised numeric, int id, string id and id_list features and its own tasks (a column label, a
+rule label on rule rows with an mse target, a product) through preprocessing_fn, the network,
+one training step and the metrics."""
 import copy
 import os
 
@@ -23,11 +24,17 @@ TOY_FEATURES = [
     {"name": "age", "kind": "numeric", "buckets": 4},
     {"name": "score", "kind": "numeric"},
 ]
+TOY_TASKS = [
+    {"name": "click", "label": "label", "loss": "bce"},
+    {"name": "finish", "label": "cvrlabel >= 0.5", "rows": "label == 1 and cvrlabel > 0",
+     "loss": "mse", "target": "cvrlabel"},
+]
 TOY = {
     "spec": {"features": TOY_FEATURES,
              "groups": {"user": {"embedding_dim": 2, "num_oov_buckets": 2},
                         "age": {"embedding_dim": 3}},
-             "keys": ["request"], "reference_scores": []},
+             "keys": ["request"], "reference_scores": [], "tasks": TOY_TASKS,
+             "products": [{"name": "click_finish", "tasks": ["click", "finish"]}]},
     "data": {"split_key": "request"},
     "evaluation": {"slice_features": ["user"]},
     "model": {"embedding_dim": 4, "hidden_units": [8], "batch_size": 16, "seed": 3,
@@ -100,8 +107,20 @@ def test_the_toy_spec_transforms_every_kind(toy_transform):
     buckets = [int(t["age"]) for t in out]          # ages increase with the row
     assert buckets == sorted(buckets) and set(buckets) == {0, 1, 2, 3}
     assert sorted(tft_output.transformed_feature_spec()) == sorted(
-        ["user", "item", "seen_items", "price", "age", "score", features.LABEL,
-         features.CVR_LABEL, features.CONVERSION])
+        ["user", "item", "seen_items", "price", "age", "score", "label", "cvrlabel",
+         "finish_label", "finish_rows"])
+
+
+def test_the_toy_tasks_get_their_labels_and_rows_under_the_spec_names(toy_transform):
+    raw, out, _ = toy_transform
+    label = np.array([row["label"][0] for row in raw])
+    rate = np.array([row["cvrlabel"][0] for row in raw], np.float32)
+    np.testing.assert_array_equal([t["label"] for t in out], label)
+    np.testing.assert_array_equal([t["cvrlabel"] for t in out], rate)
+    np.testing.assert_array_equal([t["finish_label"] for t in out], rate >= 0.5)
+    rows = (label == 1) & (rate > 0)
+    np.testing.assert_array_equal([t["finish_rows"] for t in out], rows)
+    assert 0 < rows.sum() < len(rows) and 0 < (rate[rows] >= 0.5).sum() < rows.sum()
 
 
 def test_the_toy_spec_builds_the_network_and_trains_a_step(toy_transform, tmp_path):
@@ -110,30 +129,36 @@ def test_the_toy_spec_builds_the_network_and_trains_a_step(toy_transform, tmp_pa
     sizes = inputs.vocab_sizes(tft_output, config)
     assert sizes["age"] == 4 and sizes["user"] == 5 + 2
     assert sizes["item"] == len(tft_output.vocabulary_by_name("vocab_item")) + 10
-    network = inputs.network_for(sizes, config, ("ctr", "cvr"))
+    network = inputs.network_for(sizes, config, config.spec.task_names())
     assert network.kernels[0].shape == (6 * 4 + 6 * 6, 8)
     assert sorted(network.projections) == ["age", "user"]
     assert network.projections["user"].shape == (2, 4)
     assert network.tables["age"].embeddings.shape == (4, 3)
     assert sorted(network.numeric_vectors) == ["price", "score"]
-    assert sorted(network.numeric_linear["ctr"]) == ["price", "score"]
+    assert sorted(network.numeric_linear["click"]) == ["price", "score"]
 
     arrays = {name: np.stack([np.asarray(t[name]) for t in out]) for name in out[0]}
     path = data.write_examples(arrays, str(tmp_path / "toy.gz"))
     examples = data.Examples([path], data.feature_spec_of(arrays), config.input)
-    trainer = MaskedTrainer(network, tf.distribute.get_strategy(), config.model)
-    for task in ("ctr", "cvr"):
+    trainer = MaskedTrainer(network, tf.distribute.get_strategy(), config)
+    for task in ("click", "finish"):
         trainer.set_masks(task, [np.ones(k.shape, bool) for k in network.kernels])
     trainer.reset_optimizers()
-    before = {v.name: v.numpy().copy() for v in network.task_variables("ctr")}
+    before = {v.name: v.numpy().copy() for v in network.task_variables("click")}
     _, batch = next(trainer.batches(examples, seed=0))
-    trainer.step(["ctr"], batch)
-    moved = {v.name for v in network.task_variables("ctr")
+    trainer.step(["click", "finish"], batch)
+    moved = {v.name for v in network.task_variables("click")
              if not np.array_equal(before[v.name], v.numpy())}
     for variable in (list(network.numeric_vectors.values()) +
                      list(network.projections.values()) + network.kernels):
         assert variable.name in moved
-    assert np.isfinite(trainer.read_losses()["ctr"])
+    assert set(trainer.read_losses()) == {"click", "finish"}
+    # each output is evaluated on its rows: the product on the first task's (all) rows
+    results = trainer.metrics(examples, config.spec.output_names())
+    rows = np.array([t["finish_rows"] for t in out]).sum()
+    assert {name: r["rows"] for name, r in results.items()} == {
+        "click": ROWS, "finish": rows, "click_finish": ROWS}
+    assert results["click_finish"]["positives"] == sum(t["finish_label"] for t in out)
 
 
 def _refused(config_values, match):
@@ -169,12 +194,46 @@ def _refused(config_values, match):
      r"spec.features\[6\] \('brand'\).group = 'seen_items' names feature 'seen_items', which is "
      r"itself in group 'item'"),
     ({"features": TOY_FEATURES + [{"name": features.LABEL, "kind": "id"}]},
-     r"spec.features\[6\].name = 'label' is a transformed label name"),
+     r"spec.tasks\[0\] \('click'\) = 'label' reads 'label', which is a model input"),
+    ({"features": TOY_FEATURES + [{"name": "finish_rows", "kind": "numeric"}]},
+     r"spec.features\[6\].name = 'finish_rows' is a transformed label name"),
     ({"features": TOY_FEATURES + [{"name": "brand", "kinds": "id"}]},
      r"unknown key\(s\) \['kinds'\] in spec.features\[6\]"),
     ({"features": []}, r"spec.features = \[\] must list the model inputs"),
     ({"reference_scores": [{"name": "old_model", "column": "old", "task": "like"}]},
      r"spec.reference_scores\[0\].task = 'like' is not a task"),
+    # tasks and products
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "loss": "hinge"}]},
+     r"spec.tasks\[1\] \('finish'\).loss = 'hinge' is not a loss; losses: \['focal', 'bce', "
+     r"'mse'\]"),
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "name": "click"}]},
+     r"spec.tasks\[1\].name = 'click' duplicates spec.tasks\[0\]: task names must be unique"),
+    ({"products": [{"name": "click_like", "tasks": ["click", "like"]}]},
+     r"spec.products\[0\] \('click_like'\).tasks = \['click', 'like'\] names unknown task\(s\) "
+     r"\['like'\]"),
+    ({"products": [{"name": "click", "tasks": ["click", "finish"]}]},
+     r"spec.products\[0\].name = 'click' duplicates spec.tasks\[0\]"),
+    ({"products": [{"name": "twice", "tasks": ["click", "click"]}]},
+     r"must list two or more different tasks"),
+    ({"tasks": []}, r"spec.tasks = \[\] must list at least one task"),
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "label": "cvrlabel >= 0.5 and"}]},
+     r"spec.tasks\[1\] \('finish'\).label: cannot parse rule 'cvrlabel >= 0.5 and' at "
+     r"position 19"),
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "rows": "len(label) > 0"}]},
+     r"spec.tasks\[1\] \('finish'\).rows: .*'len' is a column: a rule calls no functions"),
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "label": "price > 10"}]},
+     r"spec.tasks\[1\] \('finish'\) = 'price' reads 'price', which is a model input"),
+    ({"tasks": [{**TOY_TASKS[0], "focal_alpha": 0.5}, TOY_TASKS[1]]},
+     r"spec.tasks\[0\] \('click'\).focal_alpha = 0.5 applies to loss: focal only"),
+    ({"tasks": [{**TOY_TASKS[0], "loss": "focal", "focal_alpha": 1.5}, TOY_TASKS[1]]},
+     r"spec.tasks\[0\] \('click'\).focal_alpha = 1.5 must be in \(0, 1\)"),
+    ({"tasks": [{**TOY_TASKS[0], "target": "cvrlabel"}, TOY_TASKS[1]]},
+     r"spec.tasks\[0\] \('click'\).target = 'cvrlabel' applies to loss: mse only"),
+    ({"tasks": [{**TOY_TASKS[0], "label_key": "clicked"}, TOY_TASKS[1]]},
+     r"spec.tasks\[0\] \('click'\).label_key = 'clicked' applies to a rule label only"),
+    ({"tasks": [TOY_TASKS[0], {**TOY_TASKS[1], "label_key": "cvrlabel"}]},
+     r"spec.tasks\[1\].label_key = 'cvrlabel' names a transformed column that is also a label "
+     r"column"),
 ])
 def test_a_bad_spec_is_refused_naming_the_field(change, message):
     values = copy.deepcopy(TOY)
@@ -210,6 +269,19 @@ def test_a_spec_column_missing_from_the_schema_is_refused_before_the_pipeline_is
     assert "schema/schema.pbtxt" in message and "FEA_UID" not in message
 
 
+def test_a_task_rule_naming_a_column_the_schema_lacks_is_refused_before_the_pipeline_is_built(
+        tmp_path):
+    from pipeline.pipeline import create_pipeline
+    tasks = [{"name": "ctr", "label": "label", "loss": "bce"},
+             {"name": "watch", "label": "watched > 30 and label == 1", "rows": "label",
+              "loss": "bce"}]
+    with pytest.raises(ConfigError) as error:
+        create_pipeline(str(tmp_path / "root"), str(tmp_path), str(tmp_path / "serving"),
+                        Config.from_dict({"spec": {"tasks": tasks, "products": []}}))
+    assert "spec.tasks[1] ('watch') reads 'watched': missing from the schema" in str(error.value)
+    assert "'label'" not in str(error.value)
+
+
 def test_the_default_spec_is_the_lt4rec_data_file():
     spec = Config().spec
     assert spec.fields()[:2] == ["FEA_SVID", "FEA_SCP"] and len(spec.fields()) == 20
@@ -217,6 +289,14 @@ def test_the_default_spec_is_the_lt4rec_data_file():
     assert list(groups)[:5] == ["FEA_VID", "FEA_CP", "FEA_ICAT2", "FEA_IXFTAG", "FEA_AGE"]
     assert groups["FEA_IXFTAG"] == ("FEA_IXFTAG", "FEA_STAG", "FEA_IKEYWORD")
     assert [r.name for r in spec.reference_scores] == ["pctr_reference"]
+    # the tasks keep today's transformed names: they are baked into pushed models, TFMA's label
+    # keys and the previous model the no-regression gate compares with
+    assert spec.output_names() == ["ctr", "cvr", "ctcvr"]
+    assert [spec.eval_columns(name) for name in spec.output_names()] == [
+        ("label", None), ("conversion", "label"), ("conversion", None)]
+    assert spec.transformed_labels() == ["label", "cvrlabel", "conversion"]
+    assert spec.rule_columns() == {"conversion": "label == 1 and cvrlabel >= 0.8"}
+    assert [(t.loss, t.focal) for t in spec.tasks] == [("focal", (0.75, 2.0)), ("bce", (0.75, 2.0))]
     assert Config().data.split_key == "seqnum"
     # a partial spec overlays it: table settings without repeating the features
     tuned = Config.from_dict({"spec": {"groups": {"FEA_UID": {"top_k": 5}}}})

@@ -139,7 +139,7 @@ def test_cvr_rows_are_the_clicked_rows():
     batch = {features.LABEL: np.array([1, 1, 0, 1]),
              features.CONVERSION: np.array([1.0, 0.0, 1.0, 0.0], np.float32)}
     histogram = streaming_metrics.ScoreHistogram()
-    labels, rows = tasks.eval_rows("cvr", batch)
+    labels, rows = tasks.eval_rows(Config().spec, "cvr", batch)
     histogram.update(labels, np.array([0.9, 0.1, 0.0, 0.8], np.float32), rows)
     result = histogram.result()
     assert (result["rows"], result["positives"]) == (3, 1)

@@ -1,4 +1,6 @@
 """MaskedTrainer: early stopping on validation, regularisation, per-task loss weights."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -40,7 +42,7 @@ def make_trainer(inputs, tasks=("ctr",), script=None, loss_weights=None, **model
     """A ScriptedTrainer on a new network for `tasks`: all-ones masks, zeroed optimizers."""
     config = small_config(model={**LEAN, **model})
     network = inputs_lib.build_network(inputs, config, tasks)
-    trainer = ScriptedTrainer(network, inputs.strategy, config.model, loss_weights, script=script)
+    trainer = ScriptedTrainer(network, inputs.strategy, config, loss_weights, script=script)
     for task in tasks:
         trainer.set_masks(task, pruning.ones_like([k.numpy() for k in network.prunable_weights()]))
     trainer.reset_optimizers()
@@ -332,26 +334,49 @@ def _focal(labels, logits, alpha=0.75, gamma=2.0):
     return -(labels * alpha + (1 - labels) * (1 - alpha)) * (1 - p_t) ** gamma * np.log(p_t)
 
 
-@pytest.mark.parametrize("task, loss, expected", [
-    ("ctr", "bce", lambda y, c, r, z: _bce(y, z)),
-    ("ctr", "focal", lambda y, c, r, z: _focal(y, z)),
-    ("cvr", "bce", lambda y, c, r, z: _bce(c, z) * y),
-    ("cvr", "mse", lambda y, c, r, z: (1 / (1 + np.exp(-z)) - r) ** 2 * y),
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _with_task(task, **changes):
+    """The LT4REC spec with `task`'s entry changed (a spec lists its tasks whole)."""
+    tasks = [dataclasses.asdict(t) for t in Config().spec.tasks]
+    for entry in tasks:
+        if entry["name"] == task:
+            entry.update(changes)
+    return Config.from_dict({"spec": {"tasks": tasks}}).spec.task(task)
+
+
+# y: click, c: conversion, r: completion rate, z: logits (the batch below).
+@pytest.mark.parametrize("task, changes, expected", [
+    ("ctr", {}, lambda y, c, r, z: _focal(y, z)),                     # the shipped default
+    ("ctr", {"loss": "bce", "focal_alpha": None, "focal_gamma": None},
+     lambda y, c, r, z: _bce(y, z)),
+    ("ctr", {"focal_alpha": 0.25, "focal_gamma": 1.0}, lambda y, c, r, z: _focal(y, z, 0.25, 1.0)),
+    ("ctr", {"loss": "mse", "focal_alpha": None, "focal_gamma": None},
+     lambda y, c, r, z: (_sigmoid(z) - y) ** 2),
+    ("cvr", {}, lambda y, c, r, z: _bce(c, z) * y),
+    ("cvr", {"loss": "mse", "target": "cvrlabel"}, lambda y, c, r, z: (_sigmoid(z) - r) ** 2 * y),
+    ("cvr", {"loss": "mse"}, lambda y, c, r, z: (_sigmoid(z) - c) ** 2 * y),
+    ("cvr", {"loss": "focal"}, lambda y, c, r, z: _focal(c, z) * y),
+    ("cvr", {"rows": "cvrlabel > 0.2"}, lambda y, c, r, z: _bce(c, z) * (r > 0.2)),
 ])
-def test_task_losses_follow_the_configured_kind(task, loss, expected):
-    """CTR: BCE or focal on clicks; CVR: BCE on conversions or MSE on cvrlabel, clicked rows."""
+def test_each_loss_and_rows_are_the_ones_the_task_spec_names(task, changes, expected):
+    """The loss (focal with its parameters, bce, mse towards the label or a target column) and
+    the rows come from the task's spec entry, not from its name: a task read by name would
+    fail every non-default case."""
     click = np.array([1, 0, 1, 0, 1], np.int64)
     conversion = np.array([1, 0, 0, 0, 1], np.float32)
     completion = np.array([0.9, 0.0, 0.3, 0.0, 1.0], np.float32)
     logits = np.array([2.0, -1.0, 0.5, 3.0, -0.5], np.float32)
-    config = small_config(model={f"{task}_loss": loss, "focal_alpha": 0.75,
-                                 "focal_gamma": 2.0}).model
+    spec = _with_task(task, **changes)
     batch = {features.LABEL: tf.constant(click), features.CONVERSION: tf.constant(conversion),
              features.CVR_LABEL: tf.constant(completion)}
+    if spec.rows_column not in (None, features.LABEL):      # a rule: Transform's 0/1 column
+        batch[spec.rows_column] = tf.constant((completion > 0.2).astype(np.float32))
     np.testing.assert_allclose(
-        task_lib.per_example_loss(task, batch, tf.constant(logits), config).numpy(),
+        task_lib.per_example_loss(spec, batch, tf.constant(logits)).numpy(),
         expected(click, conversion, completion, logits.astype(np.float64)), rtol=1e-5, atol=1e-6)
-
 
 
 def test_padding_never_reaches_a_table_row():

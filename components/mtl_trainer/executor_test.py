@@ -19,7 +19,7 @@ def _random_masks(network, seed, density=0.5):
 
 def test_a_task_step_never_moves_connections_outside_its_mask(toy_inputs, tmp_path, monkeypatch):
     config = small_config(mtl={"schedule": "round_robin"})
-    probe = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
+    probe = inputs_lib.build_network(toy_inputs, config, features.TASKS)
     masks = {"ctr": _random_masks(probe, 1), "cvr": _random_masks(probe, 2)}
     prefix = str(tmp_path / "theta0")
     tf.train.Checkpoint(network=probe).write(prefix)
@@ -28,7 +28,7 @@ def test_a_task_step_never_moves_connections_outside_its_mask(toy_inputs, tmp_pa
     monkeypatch.setattr(mtl.inputs_lib, "build_network",
                         lambda *args: built.append(build(*args)) or built[-1])
     # Alternate single-task steps (CTR, CVR, CTR, ...) so every step can be checked on its own.
-    monkeypatch.setattr(mtl, "schedule", lambda *_: (lambda i: [mtl.TASKS[i % 2]]))
+    monkeypatch.setattr(mtl, "schedule", lambda *_: (lambda i: [features.TASKS[i % 2]]))
 
     def on_log(step, losses):
         history.append((list(losses), [k.numpy().copy() for k in built[0].prunable_weights()]))
@@ -53,7 +53,7 @@ def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inp
     its own config), with zeroed optimizers and each task's learning rate scaled by its weight."""
     config = small_config(model={"seed": 8}, mtl={"masks": "ones",
                                                   "loss_weights": {"ctr": 1.0, "cvr": 0.5}})
-    source = inputs_lib.build_network(toy_inputs, small_config(model={"seed": 5}), mtl.TASKS)
+    source = inputs_lib.build_network(toy_inputs, small_config(model={"seed": 5}), features.TASKS)
     theta0 = snapshot(source)
     tf.train.Checkpoint(network=source).write(str(tmp_path / "theta0"))
     RecordingTrainer.fits, steps = [], []
@@ -62,9 +62,9 @@ def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inp
                                             on_log=lambda step, _: steps.append(step))
     (start,) = RecordingTrainer.fits
     assert same(start["weights"], theta0)
-    assert start["iterations"] == {"ctr": 0, "cvr": 0} and start["tasks"] == list(mtl.TASKS)
-    assert all(m.all() for task in mtl.TASKS for m in used[task])
-    assert all(m.all() for task in mtl.TASKS for m in start["masks"][task])
+    assert start["iterations"] == {"ctr": 0, "cvr": 0} and start["tasks"] == list(features.TASKS)
+    assert all(m.all() for task in features.TASKS for m in used[task])
+    assert all(m.all() for task in features.TASKS for m in start["masks"][task])
     assert steps and trainer.global_step == len(steps) == fit.checks[-1]["step"]
     rates = {t: float(o.learning_rate) for t, o in trainer.optimizers.items()}
     assert rates == pytest.approx({"ctr": config.model.learning_rate,
@@ -73,21 +73,22 @@ def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inp
 
 def test_metrics_are_aucs_and_calibration_of_ctr_cvr_and_ctcvr(toy_inputs):
     config = small_config()
-    network = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
-    trainer = MaskedTrainer(network, toy_inputs.strategy, config.model)
-    for task, masks in mtl.masks_for(small_config(mtl={"masks": "ones"}).mtl, network, {}).items():
+    network = inputs_lib.build_network(toy_inputs, config, features.TASKS)
+    trainer = MaskedTrainer(network, toy_inputs.strategy, config)
+    for task, masks in mtl.masks_for(small_config(mtl={"masks": "ones"}), network, {}).items():
         trainer.set_masks(task, masks)
     validation = toy_inputs.validation
     metrics = mtl.metrics(trainer, validation)
     # Independently: scores from `predict`, labels and rows from the examples (same file order).
     arrays = validation.read_arrays()
-    ctr, cvr = (trainer.predict(validation, t) for t in mtl.TASKS)
+    ctr, cvr = (trainer.predict(validation, t) for t in features.TASKS)
     click, conversion = arrays[features.LABEL], arrays[features.CONVERSION]
     clicked = click == 1
     assert 0 < clicked.sum() < click.size and len(ctr) == len(cvr) == click.size
     exact = {"ctr": (click, ctr), "cvr": (conversion[clicked], cvr[clicked]),
              "ctcvr": (conversion, ctr * cvr)}
-    rows = {name: r["rows"] for name, r in trainer.metrics(validation, mtl.OUTPUTS).items()}
+    rows = {name: r["rows"]
+            for name, r in trainer.metrics(validation, config.spec.output_names()).items()}
     assert rows == {"ctr": click.size, "cvr": clicked.sum(), "ctcvr": click.size}
     for name, (labels, scores) in exact.items():    # streamed: within the bound it reports
         bound = metrics["auc_max_error"][name]
@@ -103,16 +104,16 @@ def test_metrics_are_aucs_and_calibration_of_ctr_cvr_and_ctcvr(toy_inputs):
 
 def test_missing_ticket_mask_is_refused(toy_inputs):
     config = small_config()
-    network = inputs_lib.build_network(toy_inputs, config, mtl.TASKS)
+    network = inputs_lib.build_network(toy_inputs, config, features.TASKS)
     with pytest.raises(ValueError, match="missing task"):
-        mtl.masks_for(config.mtl, network, {"ctr": _random_masks(network, 0)})
+        mtl.masks_for(config, network, {"ctr": _random_masks(network, 0)})
 
 
 def test_proportional_schedule_is_seeded_and_follows_probabilities():
     config = small_config(mtl={"schedule": "proportional",
                                "task_probabilities": {"ctr": 0.8, "cvr": 0.2}})
-    a = mtl.schedule(config.mtl, mtl.TASKS, seed=1)
-    b = mtl.schedule(config.mtl, mtl.TASKS, seed=1)
+    a = mtl.schedule(config.mtl, features.TASKS, seed=1)
+    b = mtl.schedule(config.mtl, features.TASKS, seed=1)
     picks = [a(i)[0] for i in range(2000)]
     assert picks == [b(i)[0] for i in range(2000)]
     assert 0.75 < picks.count("ctr") / len(picks) < 0.85

@@ -221,9 +221,9 @@ CTR_ONLY = [{"task": "ctr", "positive": "label == 1", "rows": ""}]
 
 
 def test_task_classes_follow_the_rules():
-    from modules.config import DataConfig
+    from modules.config import Config
     from modules import tasks
-    rules = tasks.class_rules(DataConfig())
+    rules = tasks.class_rules(Config().spec)
     clicked = make_example("s1", "u1", label=1)
     clicked.features.feature["cvrlabel"].float_list.value.append(0.9)
     unclicked = make_example("s2", "u2", label=0)

@@ -57,7 +57,8 @@ def same(a, b):
 
 def checkpoint_values(inputs, prefix):
     """The values a checkpoint restores into a new, differently seeded network."""
-    network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}), mtl.TASKS)
+    network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}),
+                                       features.TASKS)
     tf.train.Checkpoint(network=network).read(prefix).assert_existing_objects_matched()
     return snapshot(network)
 
@@ -217,23 +218,23 @@ def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
     optimizers), within the first pass and across a pass boundary."""
     # Without dropout: the two runs below draw different dropout masks from the same layers.
     config = search_config(model={"dropout": 0.0, "log_every_steps": 1})
-    network = inputs_lib.build_network(inputs, config, mtl.TASKS)
-    trainer, theta0 = MaskedTrainer(network, inputs.strategy, config.model), snapshot(network)
+    network = inputs_lib.build_network(inputs, config, features.TASKS)
+    trainer, theta0 = MaskedTrainer(network, inputs.strategy, config), snapshot(network)
     ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
     sparse = [np.random.default_rng(0).random(m.shape) < 0.5 for m in ones]
     points = {}
     for k in (3, 13):                              # 10 batches per pass
         restore(network, theta0)
-        for task in mtl.TASKS:                     # rewind_point must put all-ones masks back
+        for task in features.TASKS:                     # rewind_point must put all-ones masks back
             trainer.set_masks(task, sparse)
-        points[k] = ticket_search.rewind_point(trainer, inputs.train, mtl.TASKS, k,
+        points[k] = ticket_search.rewind_point(trainer, inputs.train, features.TASKS, k,
                                                config.model.seed)
     restore(network, theta0)
-    for task in mtl.TASKS:
+    for task in features.TASKS:
         trainer.set_masks(task, ones)
     trainer.reset_optimizers()
     steps = [theta0]
-    trainer.fit(inputs.train, inputs.validation, mtl.TASKS, lambda _: list(mtl.TASKS),
+    trainer.fit(inputs.train, inputs.validation, features.TASKS, lambda _: list(features.TASKS),
                 EarlyStoppingConfig(max_epochs=2, patience=100), config.model.seed,
                 on_log=lambda step, _: steps.append(snapshot(network)))
     for k, point in points.items():
@@ -291,7 +292,8 @@ def test_each_task_stores_the_weights_its_chosen_round_kept(search, inputs):
     _, report, out, fits = search
     per_task = {"ctr": fits[:3], "cvr": fits[3:]}
     for task, result in report["tasks"].items():
-        network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}), mtl.TASKS)
+        network = inputs_lib.build_network(inputs, search_config(model={"seed": 99}),
+                                           features.TASKS)
         tf.train.Checkpoint(network=network).read(
             ticket_search.ticket_prefix(str(out), task)).assert_existing_objects_matched()
         kernels = [k.numpy() for k in network.prunable_weights()]

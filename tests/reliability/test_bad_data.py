@@ -10,7 +10,10 @@ import os
 import pytest
 
 from modules import features, streaming_metrics, tasks
+from modules.config import Config
 from reliability import helpers
+
+SPEC = Config().spec
 
 pytestmark = pytest.mark.e2e
 
@@ -122,10 +125,10 @@ def test_cvr_eval_rows_without_a_conversion_stop_the_trainer_with_a_clear_error(
     MTLTrainer raise MetricUndefinedError (not a label the validator can see in statistics)."""
     arrays = {features.LABEL: [1, 1, 0, 0], features.CONVERSION: [0.0, 0.0, 0.0, 0.0]}
     with pytest.raises(tasks.MetricUndefinedError, match="CVR AUC is undefined"):
-        tasks.auc("cvr", arrays, [0.1, 0.2, 0.3, 0.4])
+        tasks.auc(SPEC, "cvr", arrays, [0.1, 0.2, 0.3, 0.4])
     histogram = streaming_metrics.ScoreHistogram()      # what the trainers compute
-    labels, rows = tasks.eval_rows("cvr", arrays)
+    labels, rows = tasks.eval_rows(SPEC, "cvr", arrays)
     histogram.update(labels, [0.1, 0.2, 0.3, 0.4], rows)
     with pytest.raises(tasks.MetricUndefinedError, match=r"CVR AUC is undefined.*\(2 rows\)"):
         tasks.defined_auc("cvr", histogram.result())
-    assert tasks.auc("ctr", {features.LABEL: [1, 0, 1, 0]}, [0.9, 0.1, 0.8, 0.2]) == 1.0
+    assert tasks.auc(SPEC, "ctr", {features.LABEL: [1, 0, 1, 0]}, [0.9, 0.1, 0.8, 0.2]) == 1.0
