@@ -429,18 +429,12 @@ def _field(config, dotted):
 
 
 # Settings that moved: {old dotted name: where they are now}.
+# (The LT4REC settings the task spec replaced are listed in `modules/lt4rec.yaml`.)
 _MOVED = {"vocab.per_group": "spec.groups (one entry per group: top_k, frequency_threshold, "
                              "num_oov_buckets, embedding_dim)",
-          "model.ctr_loss": "spec.tasks: each task's `loss` (focal, bce or mse)",
-          "model.cvr_loss": "spec.tasks: each task's `loss` (focal, bce or mse; mse takes a "
-                            "`target` column)",
           "model.focal_alpha": "spec.tasks: a focal task's `focal_alpha`",
           "model.focal_gamma": "spec.tasks: a focal task's `focal_gamma`",
-          "data.cvr_threshold": "spec.tasks: the threshold is part of a task's `label` rule, "
-                                "e.g. 'label == 1 and cvrlabel >= 0.8'",
-          **{f"evaluation.{task}_auc_lower_bound":
-             "evaluation.auc_lower_bound (every task) or evaluation.gates.<task>.auc_lower_bound"
-             for task in ("ctr", "cvr")}}
+          **_lt4rec("moved")}
 RESOURCE_FIELDS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
 _TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 

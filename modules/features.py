@@ -25,8 +25,8 @@ PAD_ID = -1                  # transformed id lists are padded with this (and it
 
 
 def lt4rec_defaults():
-    """The shipped LT4REC settings (a config overlay: `spec`, `data`, `evaluation`), a fresh
-    copy on every call."""
+    """The shipped LT4REC settings (config defaults: `spec`, `data`, `evaluation`; and `moved`,
+    the LT4REC settings the task spec replaced), a fresh copy on every call."""
     return copy.deepcopy(_parsed())
 
 

@@ -6,15 +6,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
 
-TASK_COLORS = {"ctr": "#1f77b4", "cvr": "#d62728"}
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22")
+SHARED_COLOR = "#9467bd"           # connections tasks share
+
+
+def task_colors(tasks):
+    """{task: colour}, by the tasks' order (sorted names: the same colour in every plot)."""
+    return {task: PALETTE[i % len(PALETTE)] for i, task in enumerate(sorted(tasks))}
 
 
 def draw_pruning_curves(ax, report):
     """Draw validation metric vs. density per task on `ax`, each task's chosen round circled."""
+    colors = task_colors(report["tasks"])
     for task, result in sorted(report["tasks"].items()):
         rounds = result["rounds"]
         ax.plot([r["density"] for r in rounds], [r["metric"] for r in rounds], marker="o",
-                color=TASK_COLORS.get(task), label=f"{task} ({result['metric_name']})")
+                color=colors[task], label=f"{task} ({result['metric_name']})")
         chosen = rounds[result["chosen_round"]]
         ax.scatter([chosen["density"]], [chosen["metric"]], s=160, facecolors="none",
                    edgecolors="black")

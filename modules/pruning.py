@@ -39,15 +39,25 @@ def density(masks):
     return float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
 
 
-def overlap(a, b):
-    """Sharing statistics between two tasks' masks, per layer and overall."""
-    def stats(x, y):
-        both, either = int(np.sum(x & y)), int(np.sum(x | y))
-        return {"shared": both, "union": either, "total": int(x.size),
-                "shared_fraction_of_total": both / x.size,
-                "jaccard": both / either if either else 1.0,
-                "shared_fraction_of_first": both / max(int(x.sum()), 1),
-                "shared_fraction_of_second": both / max(int(y.sum()), 1)}
-    overall = stats(np.concatenate([m.ravel() for m in a]), np.concatenate([m.ravel() for m in b]))
-    overall["per_layer"] = [stats(x, y) for x, y in zip(a, b)]
+def overlap(masks):
+    """Sharing statistics among the tasks' masks ({task: [layer masks]}, in task order), overall
+    and per layer: `shared` connections every task keeps, `union` those any keeps, `jaccard` =
+    shared / union (for two tasks their Jaccard index), and `pairwise` N x N matrices of each
+    pair's Jaccard index and shared count."""
+    tasks = list(masks)
+
+    def stats(arrays):
+        every, anyone = np.logical_and.reduce(arrays), np.logical_or.reduce(arrays)
+        shared, union = int(every.sum()), int(anyone.sum())
+        return {"shared": shared, "union": union, "total": int(every.size),
+                "shared_fraction_of_total": shared / every.size,
+                "jaccard": shared / union if union else 1.0}
+    flat = {t: np.concatenate([m.ravel() for m in masks[t]]) for t in tasks}
+    overall = stats([flat[t] for t in tasks])
+    pairs = {(a, b): stats([flat[a], flat[b]]) for a in tasks for b in tasks}
+    overall["tasks"] = tasks
+    overall["pairwise"] = {key: [[pairs[a, b][key] for b in tasks] for a in tasks]
+                           for key in ("jaccard", "shared")}
+    overall["per_layer"] = [stats([masks[t][i] for t in tasks])
+                            for i in range(len(masks[tasks[0]]))]
     return overall

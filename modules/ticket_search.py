@@ -199,11 +199,7 @@ def run_search(inputs, config, out_uri, log_dir=None):
             "dense_metric": results[0].metric, "dense_eval_metric": results[0].eval_metric,
             "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
     masks_lib.save(out_uri, chosen_masks)
-    if len(tasks) >= 2:
-        report["overlap"] = pruning.overlap(chosen_masks[tasks[0]], chosen_masks[tasks[1]])
-        report["overlap"]["tasks"] = tasks[:2]
-    else:
-        report["overlap"] = {"jaccard": 1.0, "tasks": tasks}
+    report["overlap"] = pruning.overlap(chosen_masks)
     with tf.io.gfile.GFile(os.path.join(out_uri, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, sort_keys=True))
     plots.pruning_curves(report, os.path.join(out_uri, PLOT_FILE))

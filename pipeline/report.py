@@ -8,12 +8,15 @@ Metadata and writes `out_dir/index.html` (default `<root>/report/`) with:
 - pruning curves per task (eval metric vs. density per round, chosen round circled) and the
   per-layer density of every round (`ticket_report.json`);
 - mask density per layer of each task's chosen mask (`modules.masks.load`);
-- overlap between the task masks: per layer CTR-only / shared / CVR-only / pruned-by-both
-  fractions and Jaccard, and a map of every layer's connections;
+- overlap between the task masks: an N x N matrix of pairwise Jaccard indices and shared counts;
+  with two tasks also per layer first-only / shared / second-only / pruned-by-both fractions and
+  a map of every layer's connections;
 - the AUC comparison table (dense single-task, hard sharing, LT4REC; mean ± std over seeds) from
   the quality JSON of `python -m benchmarks.quality`, when given (or at `<root>/quality.json`);
-- TFMA metrics per slice (`tfma.load_eval_result`): example count, CTR/CVR/CTCVR AUC, calibration,
-  the production score's AUC, and the validation (blessing) outcome.
+- TFMA metrics per slice (`tfma.load_eval_result`): per task its rows, AUC and calibration, per
+  product and reference score its AUC, and the validation (blessing) outcome.
+
+The outputs (tasks, products, reference scores) are those the run's training report lists.
 
 Every number shown is read from the run's artifacts (or the quality JSON); nothing is recomputed
 except mask statistics, which are derived from the mask arrays themselves.
@@ -29,7 +32,6 @@ import numpy as np
 
 from modules import plots
 
-TASKS = ("ctr", "cvr")
 REPORT_DIR = "report"
 QUALITY_FILE = "quality.json"
 _ARM_ORDER = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec")
@@ -95,6 +97,8 @@ def collect(root, pipeline_name=None):
     run["blessed"] = (bool(blessing[0].custom_properties["blessed"].int_value)
                       if blessing and "blessed" in blessing[0].custom_properties else None)
     run["tfma"] = tfma_slices(run["evaluation_uri"]) if run["evaluation_uri"] else None
+    run["outputs"] = (run["training_report"] or {}).get("outputs") or {
+        "tasks": sorted(run["masks"]), "products": {}, "reference_scores": {}}
     return run
 
 
@@ -135,21 +139,24 @@ def tfma_slices(evaluation_uri):
 
 
 def _count(slice_entry):
-    return slice_entry["metrics"].get("ctr", {}).get("example_count", 0.0)
+    """The slice's rows: the largest example count of its outputs (a task on every row)."""
+    return max([m.get("example_count", 0.0) for m in slice_entry["metrics"].values()],
+               default=0.0)
 
 
 # ----------------------------------------------------------------------------- mask statistics
 
-def mask_stats(masks):
-    """Per layer: each task's density and the CTR/CVR overlap categories (fractions of total)."""
+def mask_stats(masks, tasks):
+    """Per layer: each task's density and, with two tasks, their overlap categories (fractions
+    of total); overall: densities and `pruning.overlap` of every task."""
     from modules import pruning
-    tasks = [t for t in TASKS if t in masks] or sorted(masks)
+    tasks = [t for t in tasks if t in masks]
     layers = []
     for i in range(len(masks[tasks[0]])):
         entry = {"layer": i, "shape": list(masks[tasks[0]][i].shape),
                  "total": int(masks[tasks[0]][i].size),
                  "density": {t: float(masks[t][i].mean()) for t in tasks}}
-        if len(tasks) >= 2:
+        if len(tasks) == 2:
             a, b = masks[tasks[0]][i], masks[tasks[1]][i]
             entry["categories"] = {
                 f"{tasks[0]} only": float(np.mean(a & ~b)), "shared": float(np.mean(a & b)),
@@ -158,9 +165,9 @@ def mask_stats(masks):
         layers.append(entry)
     overall = {"density": {t: pruning.density(masks[t]) for t in tasks}}
     if len(tasks) >= 2:
-        stats = pruning.overlap(masks[tasks[0]], masks[tasks[1]])
-        overall.update({"jaccard": stats["jaccard"], "shared": stats["shared"],
-                        "union": stats["union"], "total": stats["total"]})
+        stats = pruning.overlap({t: masks[t] for t in tasks})
+        overall.update({key: stats[key] for key in ("jaccard", "shared", "union", "total",
+                                                    "pairwise")})
     return {"tasks": tasks, "layers": layers, "overall": overall}
 
 
@@ -200,10 +207,11 @@ def plot_layer_density(stats, out_dir):
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     width = 0.8 / len(stats["tasks"])
     x = np.arange(len(layers))
+    colors = plots.task_colors(stats["tasks"])
     for i, task in enumerate(stats["tasks"]):
         values = [layer["density"][task] for layer in layers]
         bars = ax.bar(x + (i - (len(stats["tasks"]) - 1) / 2) * width, values, width,
-                      label=task, color=plots.TASK_COLORS.get(task))
+                      label=task, color=colors[task])
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(x, [f"layer {l['layer']}\n{l['shape'][0]}x{l['shape'][1]}" for l in layers])
     ax.set_ylabel("fraction of connections kept")
@@ -213,11 +221,31 @@ def plot_layer_density(stats, out_dir):
     return _save(fig, out_dir, "mask_density.png")
 
 
+def plot_overlap_matrix(stats, out_dir):
+    """Heatmap of the tasks' pairwise Jaccard indices, each cell also giving the shared count."""
+    plt = plots.plt
+    tasks, pairwise = stats["tasks"], stats["overall"]["pairwise"]
+    size = 1.6 + 1.1 * len(tasks)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=100)
+    image = ax.imshow(np.array(pairwise["jaccard"]), cmap="Purples", vmin=0, vmax=1)
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            value = pairwise["jaccard"][i][j]
+            ax.text(j, i, f"{value:.2f}\n{pairwise['shared'][i][j]:,}", ha="center",
+                    va="center", fontsize=8, color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.set_title("Task masks: pairwise Jaccard\n(and connections both keep)", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, out_dir, "mask_overlap_matrix.png")
+
+
 def plot_overlap(stats, out_dir):
     plt = plots.plt
     layers = stats["layers"]
     categories = list(layers[0]["categories"])
-    colors = [plots.TASK_COLORS["ctr"], "#9467bd", plots.TASK_COLORS["cvr"], "#dddddd"]
+    first, second = (plots.task_colors(stats["tasks"])[t] for t in stats["tasks"])
+    colors = [first, plots.SHARED_COLOR, second, "#dddddd"]
     fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
     bottom = np.zeros(len(layers))
     x = np.arange(len(layers))
@@ -265,10 +293,11 @@ def plot_field_density(density, tasks, out_dir):
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), dpi=100, sharex=True)
     x = np.arange(len(fields))
     width = 0.8 / len(tasks)
+    colors = plots.task_colors(tasks)
     for ax, part in zip(axes, ("embedding", "interaction")):
         for i, task in enumerate(tasks):
             ax.bar(x + (i - (len(tasks) - 1) / 2) * width, density[part][task], width,
-                   label=task, color=plots.TASK_COLORS.get(task))
+                   label=task, color=colors[task])
         ax.set_ylabel("kept fraction")
         ax.set_title(f"layer 0 rows fed by each field's {part}"
                      + (" (its row of the F x F matrix)" if part == "interaction" else ""),
@@ -280,13 +309,14 @@ def plot_field_density(density, tasks, out_dir):
 
 
 def plot_mask_maps(masks, tasks, out_dir):
-    """Every layer's connections coloured by which task keeps them."""
+    """Every layer's connections coloured by which of two tasks keeps them."""
     plt = plots.plt
     from matplotlib.colors import ListedColormap
     a_masks, b_masks = masks[tasks[0]], masks[tasks[1]]
     fig, axes = plt.subplots(1, len(a_masks), figsize=(4 * len(a_masks), 4), dpi=100)
     axes = np.atleast_1d(axes)
-    cmap = ListedColormap(["#ffffff", plots.TASK_COLORS["ctr"], plots.TASK_COLORS["cvr"], "#9467bd"])
+    colors = plots.task_colors(tasks)
+    cmap = ListedColormap(["#ffffff", colors[tasks[0]], colors[tasks[1]], plots.SHARED_COLOR])
     for i, (ax, a, b) in enumerate(zip(axes, a_masks, b_masks)):
         codes = a.astype(int) + 2 * b.astype(int)      # 0 none, 1 a only, 2 b only, 3 shared
         ax.imshow(codes.T, cmap=cmap, vmin=0, vmax=3, interpolation="nearest", aspect="auto")
@@ -302,7 +332,7 @@ def plot_mask_maps(masks, tasks, out_dir):
 def plot_quality(quality, out_dir):
     plt = plots.plt
     arms = [a for a in _ARM_ORDER if a in quality["arms"]]
-    metrics = quality.get("metrics", ["ctr", "cvr", "ctcvr"])
+    metrics = quality["metrics"]
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=100)
     width = 0.8 / len(arms)
     x = np.arange(len(metrics))
@@ -321,7 +351,7 @@ def plot_quality(quality, out_dir):
     return _save(fig, out_dir, "auc_comparison.png")
 
 
-def plot_slices(tfma_result, out_dir):
+def plot_slices(tfma_result, tasks, out_dir):
     plt = plots.plt
     slices = [s for s in tfma_result["slices"] if not s["overall"]]
     overall = next((s for s in tfma_result["slices"] if s["overall"]), None)
@@ -329,12 +359,13 @@ def plot_slices(tfma_result, out_dir):
         return None
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(slices) + 2), 4), dpi=100)
     x = np.arange(len(slices))
-    for i, task in enumerate(TASKS):
+    colors, width = plots.task_colors(tasks), 0.8 / len(tasks)
+    for i, task in enumerate(tasks):
         values = [s["metrics"].get(task, {}).get("auc", np.nan) for s in slices]
-        ax.bar(x + (i - 0.5) * 0.4, values, 0.4, label=f"{task} AUC",
-               color=plots.TASK_COLORS[task])
+        ax.bar(x + (i - (len(tasks) - 1) / 2) * width, values, width, label=f"{task} AUC",
+               color=colors[task])
         if overall and "auc" in overall["metrics"].get(task, {}):
-            ax.axhline(overall["metrics"][task]["auc"], color=plots.TASK_COLORS[task],
+            ax.axhline(overall["metrics"][task]["auc"], color=colors[task],
                        linestyle="--", linewidth=1)
     ax.set_xticks(x, [s["slice"].split(" = ")[-1] + f"\nn={int(_count(s))}" for s in slices],
                   fontsize=7)
@@ -376,8 +407,9 @@ def _summary_section(run):
     training = run["training_report"] or {}
     eval_auc = training.get("eval_auc", {})
     validation_auc = training.get("validation_auc", {})
+    outputs = run["outputs"]
     rows = []
-    for task in TASKS:
+    for task in outputs["tasks"]:
         t = ticket["tasks"].get(task)
         if not t:
             continue
@@ -392,9 +424,11 @@ def _summary_section(run):
              _table(["task", "AUC dense round 0 (val / eval)", "AUC chosen ticket (val / eval)",
                      "AUC masked MTL (val / eval)", "ticket density", "chosen round",
                      "MTL epochs", "MTL calibration (eval)"], rows)]
-    facts = [("CTCVR AUC (MTL)", _f(eval_auc.get("ctcvr"))),
-             ("production pctr CTR AUC", _f(training.get("pctr_reference_auc"))),
-             ("train / validation / eval rows", f"{_f(training.get('train_rows'))} / "
+    facts = [(f"{name.upper()} AUC (MTL; {' × '.join(tasks)})", _f(eval_auc.get(name)))
+             for name, tasks in outputs["products"].items()]
+    facts += [(f"{name} AUC (scored like {task.upper()})", _f(training.get(f"{name}_auc")))
+              for name, task in outputs["reference_scores"].items()]
+    facts += [("train / validation / eval rows", f"{_f(training.get('train_rows'))} / "
                                                 f"{_f(training.get('validation_rows'))} / "
                                                 f"{_f(training.get('eval_rows'))}"),
              ("MTL steps", _f(training.get("steps"))),
@@ -405,9 +439,10 @@ def _summary_section(run):
                  + "</ul>")
     parts.append(_transfer_section(training))
     parts.append('<p class="note">Validation AUCs chose the ticket rounds and stopped training; '
-                 'eval AUCs are reported and gated only. CTR AUC over all rows, CVR AUC over '
-                 'clicked rows (conversion label), CTCVR AUC over all rows with score ctr × cvr. '
-                 'Calibration: mean prediction / mean label on those rows.</p>')
+                 'eval AUCs are reported and gated only. Each task\'s AUC is over its rows '
+                 '(its <code>rows</code> in the spec; all rows when it has none), a product\'s '
+                 'over its first task\'s rows, scored by the product of its tasks\' '
+                 'probabilities. Calibration: mean prediction / mean label on those rows.</p>')
     return "\n".join(parts)
 
 
@@ -456,7 +491,7 @@ def _pruning_section(run, out_dir):
 
 
 def _mask_section(run, out_dir):
-    stats = mask_stats(run["masks"])
+    stats = mask_stats(run["masks"], run["outputs"]["tasks"])
     tasks = stats["tasks"]
     parts = ["<h2>Mask density per layer</h2>", _img(plot_layer_density(stats, out_dir),
                                                       "mask density per layer")]
@@ -467,18 +502,21 @@ def _mask_section(run, out_dir):
     parts.append(_table(["layer", "shape", "connections"] + [f"{t} density" for t in tasks],
                         rows))
     if len(tasks) >= 2:
-        parts += ["<h2>Overlap between task masks</h2>",
-                  _img(plot_overlap(stats, out_dir), "mask overlap"),
-                  _img(plot_mask_maps(run["masks"], tasks, out_dir), "mask maps")]
-        categories = list(stats["layers"][0]["categories"])
-        rows = [[f"layer {l['layer']}"] + [_f(l["categories"][c]) for c in categories]
-                + [_f(l["jaccard"])] for l in stats["layers"]]
         o = stats["overall"]
-        rows.append(["all"] + ["" for _ in categories] + [_f(o["jaccard"])])
-        parts.append(_table(["layer"] + [f"{c} (fraction)" for c in categories] + ["Jaccard"],
-                            rows))
-        parts.append(f"<p>Shared connections: {_f(o['shared'])} of {_f(o['total'])} "
-                     f"(union {_f(o['union'])}).</p>")
+        parts += ["<h2>Overlap between task masks</h2>",
+                  _img(plot_overlap_matrix(stats, out_dir), "pairwise mask overlap")]
+        if len(tasks) == 2:
+            parts += [_img(plot_overlap(stats, out_dir), "mask overlap"),
+                      _img(plot_mask_maps(run["masks"], tasks, out_dir), "mask maps")]
+            categories = list(stats["layers"][0]["categories"])
+            rows = [[f"layer {l['layer']}"] + [_f(l["categories"][c]) for c in categories]
+                    + [_f(l["jaccard"])] for l in stats["layers"]]
+            rows.append(["all"] + ["" for _ in categories] + [_f(o["jaccard"])])
+            parts.append(_table(["layer"] + [f"{c} (fraction)" for c in categories]
+                                + ["Jaccard"], rows))
+        parts.append(f"<p>Connections every task keeps: {_f(o['shared'])} of {_f(o['total'])} "
+                     f"(kept by any: {_f(o['union'])}; Jaccard of all tasks "
+                     f"{_f(o['jaccard'])}).</p>")
         density = field_density(run["masks"], tasks,
                                 (run["ticket_report"] or {}).get("fields"))
         if density:
@@ -492,7 +530,7 @@ def _quality_section(quality, quality_path, out_dir):
         return ("<h2>AUC comparison</h2><p>No quality JSON: run <code>python -m "
                 "benchmarks.quality --root ROOT --out ROOT/quality.json</code> (or pass "
                 "<code>--quality FILE</code>).</p>")
-    metrics = quality.get("metrics", ["ctr", "cvr", "ctcvr"])
+    metrics = quality["metrics"]
     arms = [a for a in _ARM_ORDER if a in quality["arms"]]
     rows = [[html.escape(_ARM_LABELS.get(a, a))]
             + [f"{_f(quality['arms'][a][m]['mean'])} ± {_f(quality['arms'][a][m]['std'])}"
@@ -515,12 +553,16 @@ def _quality_section(quality, quality_path, out_dir):
     return "\n".join(parts)
 
 
-def _tfma_section(tfma_result, out_dir):
+def _tfma_section(tfma_result, outputs, out_dir):
     if not tfma_result:
         return "<h2>TFMA slices</h2><p>No Evaluator output.</p>"
-    columns = [("ctr", "example_count", 0), ("ctr", "auc", 4), ("cvr", "example_count", 0),
-               ("cvr", "auc", 4), ("ctcvr", "auc", 4), ("ctr", "calibration", 3),
-               ("cvr", "calibration", 3), ("pctr_reference", "auc", 4)]
+    tasks = outputs["tasks"]
+    columns = ([(t, metric, digits) for t in tasks
+                for metric, digits in (("example_count", 0), ("auc", 4))]
+               + [(p, "auc", 4) for p in outputs["products"]]
+               + [(t, "calibration", 3) for t in tasks]
+               + [(r, "auc", 4) for r in outputs["reference_scores"]])
+    names = {"example_count": "rows", "auc": "AUC", "calibration": "calibration"}
     rows = []
     for s in tfma_result["slices"]:
         cells = [html.escape(s["slice"])]
@@ -528,13 +570,14 @@ def _tfma_section(tfma_result, out_dir):
             value = s["metrics"].get(output, {}).get(metric)
             cells.append(_f(int(value) if digits == 0 and value is not None else value, digits))
         rows.append(cells)
-    headers = ["slice", "rows", "CTR AUC", "clicked rows", "CVR AUC", "CTCVR AUC",
-               "CTR calibration", "CVR calibration", "pctr CTR AUC"]
+    served = set(tasks) | set(outputs["products"])
+    headers = ["slice"] + [f"{output.upper() if output in served else output} {names[metric]}"
+                           for output, metric, _ in columns]
     return "\n".join([
         "<h2>TFMA metrics per slice</h2>",
         f"<p>Validation (blessing thresholds) passed: {_f(tfma_result['validation_ok'])}. "
-        "CVR metrics are weighted by click (clicked rows only).</p>",
-        _img(plot_slices(tfma_result, out_dir), "TFMA slices"),
+        "A task with a row subset is weighted by its rows column (its rows only).</p>",
+        _img(plot_slices(tfma_result, tasks, out_dir), "TFMA slices"),
         _table(headers, rows, "slices")])
 
 
@@ -566,7 +609,7 @@ def render(root, out_dir=None, quality=None, pipeline_name=None):
             f"{datetime.datetime.now().isoformat(timespec='seconds')}.</p>",
             _summary_section(run), _pruning_section(run, out_dir), _mask_section(run, out_dir),
             _quality_section(quality_data, quality_path, out_dir),
-            _tfma_section(run["tfma"], out_dir)]
+            _tfma_section(run["tfma"], run["outputs"], out_dir)]
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>LT4REC run report"
             f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body)
             + "\n</body></html>\n")

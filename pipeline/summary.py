@@ -1,35 +1,39 @@
 """The end-of-run summary: printed by `lt4rec run` and written to `<root>/summary.json`.
 
-Keys: per task (`ctr`, `cvr`) the eval-split AUCs `dense_auc` (ticket search round 0),
+Keys: per task of the spec (LT4REC: `ctr`, `cvr`) the eval-split AUCs `dense_auc` (ticket search
+round 0),
 `ticket_auc` (chosen round) and `mtl_auc` (masked MTL model); `validation_auc` with the same three
 on the validation split (what chose the round and stopped training); `epochs_trained` (per ticket
 round and for MTL); `calibration` (MTL, mean prediction / mean label on eval); `density` (chosen
 mask); `negative_transfer` (MTL's and the task's own ticket's validation and eval AUC, whether
-MTL lost on validation and what serves the task: "mtl" or "ticket"); plus `ctcvr_auc`,
-`pctr_reference_auc`, `overlap`, `blessed`, `pushed_model` and where the artifacts are. The
-`mtl_auc` and `validation_auc.mtl` values are the exported model's (a task served from its
-ticket shows the ticket's).
+MTL lost on validation and what serves the task: "mtl" or "ticket"); plus `<product>_auc` per
+product (`ctcvr_auc`), `<reference>_auc` per reference score (`pctr_reference_auc`), `outputs`
+(the tasks, products and reference scores, in order), `overlap` (of the task masks: `shared` =
+kept by every task, `union` = by any, `jaccard` = shared / union, `pairwise` N x N matrices),
+`blessed`, `pushed_model` and where the artifacts are. The `mtl_auc` and `validation_auc.mtl`
+values are the exported model's (a task served from its ticket shows the ticket's).
 """
 import json
 import os
 
 import tensorflow as tf
 
-from modules.config import Config, ConfigError
+from modules.config import ConfigError
 
-TASKS = ("ctr", "cvr")
+# The summary's own keys: a task may not take one of their names (its entry is a key too).
+KEYS = ("transformed_examples", "vocabularies", "ticket_search", "model", "evaluation",
+        "outputs", "overlap", "blessed", "pushed_model", "summary_path")
 
 
 def check_outputs(spec):
-    """Raise ConfigError unless `spec` serves the shipped LT4REC outputs, which this summary and
-    the report read: `spec.tasks` may set their labels, rows and losses, other tasks and products
-    come with N tasks."""
-    shipped = Config().spec.output_names()
-    if spec.output_names() != shipped:
-        raise ConfigError(f"invalid configuration: spec.tasks and spec.products serve "
-                          f"{spec.output_names()}; this version's summary and report read "
-                          f"exactly {shipped} (their labels, rows and losses are yours to set; "
-                          f"other tasks come with N tasks)")
+    """Raise ConfigError if a task of `spec` is named like a key of the summary, or a product's
+    or reference score's `<name>_auc` key is."""
+    taken = [t for t in spec.task_names() if t in KEYS] + [
+        name for name in spec.output_names() + [r.name for r in spec.reference_scores]
+        if f"{name}_auc" in KEYS + tuple(spec.task_names())]
+    if taken:
+        raise ConfigError(f"invalid configuration: spec.tasks / spec.products: {taken} would "
+                          f"overwrite entries of the run summary (keys {list(KEYS)}): rename it")
 
 
 def _artifact(outputs, node, key):
@@ -69,7 +73,10 @@ def build(outputs, layout, config):
         "model": _uri(outputs, "MTLTrainer", "model"),
         "evaluation": _uri(outputs, "Evaluator", "evaluation"),
     }
-    for task in TASKS:
+    spec = config.spec
+    result["outputs"] = {"tasks": spec.task_names(), "products": [p.name for p in spec.products],
+                         "reference_scores": {r.name: r.task for r in spec.reference_scores}}
+    for task in spec.task_names():
         ticket = (tickets or {}).get("tasks", {}).get(task)
         result[task] = {
             "dense_auc": ticket and ticket["dense_eval_metric"],
@@ -90,10 +97,13 @@ def build(outputs, layout, config):
     if tickets:
         overlap = tickets["overlap"]
         result["overlap"] = {k: overlap.get(k) for k in
-                             ("jaccard", "shared_fraction_of_total", "shared", "union", "total")}
+                             ("tasks", "jaccard", "shared_fraction_of_total", "shared", "union",
+                              "total", "pairwise")}
     if training:
-        result["ctcvr_auc"] = training["eval_auc"]["ctcvr"]
-        result["pctr_reference_auc"] = training.get("pctr_reference_auc")
+        for product in result["outputs"]["products"]:
+            result[f"{product}_auc"] = training["eval_auc"][product]
+        for reference in result["outputs"]["reference_scores"]:
+            result[f"{reference}_auc"] = training.get(f"{reference}_auc")
     blessing = _artifact(outputs, "Evaluator", "blessing")
     pushed = _artifact(outputs, "AtomicPusher", "pushed_model")
     result["blessed"] = bool(_property(blessing, "blessed")) if blessing else None
@@ -117,7 +127,8 @@ def render(result):
              "(reported, gated):",
              "  AUC val / eval   dense round 0     chosen ticket     masked MTL   density  "
              "MTL epochs  calibration"]
-    for task in TASKS:
+    outputs = result["outputs"]
+    for task in outputs["tasks"]:
         r = result.get(task, {})
         val = r.get("validation_auc") or {}
         pairs = [f"{_fmt(val.get(key))} / {_fmt(r.get(name))}" for key, name in (
@@ -126,7 +137,7 @@ def render(result):
         lines.append(f"  {task.upper():<14} {pairs[0]:>15}   {pairs[1]:>15}   {pairs[2]:>15}   "
                      f"{_fmt(r.get('density')):>6}  {'-' if epochs is None else epochs:>10}  "
                      f"{_fmt(r.get('calibration')):>11}")
-    for task in TASKS:
+    for task in outputs["tasks"]:
         guard = (result.get(task) or {}).get("negative_transfer")
         if guard and guard["mtl_lost"]:
             lines.append(
@@ -135,9 +146,12 @@ def render(result):
                 f"{_fmt(guard['mtl_eval_auc'])} vs {_fmt(guard['ticket_eval_auc'])}); "
                 + ("served from its ticket's weights" if guard["served_by"] == "ticket"
                    else "still served by MTL (mtl.negative_transfer: report)"))
-    if "ctcvr_auc" in result:
-        lines.append(f"  CTCVR AUC (MTL): {_fmt(result['ctcvr_auc'])}   production pctr CTR AUC: "
-                     f"{_fmt(result.get('pctr_reference_auc'))}")
+    scores = [f"{name.upper()} AUC (MTL): {_fmt(result.get(f'{name}_auc'))}"
+              for name in outputs["products"]]
+    scores += [f"{name} AUC (scored like {task.upper()}): {_fmt(result.get(f'{name}_auc'))}"
+               for name, task in outputs["reference_scores"].items()]
+    if scores:
+        lines.append("  " + "   ".join(scores))
     if "overlap" in result:
         lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
                      f"{result['overlap']['shared']} of {result['overlap']['total']} connections")

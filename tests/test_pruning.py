@@ -46,9 +46,21 @@ def test_cannot_keep_more_than_alive():
         pruning.prune_global([np.ones((2, 2))], [np.ones((2, 2), bool)], 5)
 
 
-def test_overlap_statistics():
-    a = [np.array([[1, 1, 0, 0]], bool)]
-    b = [np.array([[1, 0, 1, 0]], bool)]
-    stats = pruning.overlap(a, b)
-    assert stats["shared"] == 1 and stats["union"] == 3 and stats["jaccard"] == pytest.approx(1 / 3)
+def test_overlap_statistics_of_two_and_of_three_tasks():
+    a = [np.array([[1, 1, 0, 0]], bool), np.array([[1, 1]], bool)]
+    b = [np.array([[1, 0, 1, 0]], bool), np.array([[0, 1]], bool)]
+    c = [np.array([[1, 1, 1, 0]], bool), np.array([[0, 0]], bool)]
+    stats = pruning.overlap({"a": a, "b": b})
+    assert (stats["shared"], stats["union"], stats["total"]) == (2, 5, 6)
+    assert stats["jaccard"] == pytest.approx(2 / 5)
     assert stats["per_layer"][0]["shared_fraction_of_total"] == 0.25
+    assert stats["per_layer"][1]["jaccard"] == 0.5
+    assert stats["pairwise"]["shared"] == [[4, 2], [2, 3]]
+    three = pruning.overlap({"a": a, "b": b, "c": c})
+    assert three["tasks"] == ["a", "b", "c"]
+    assert (three["shared"], three["union"]) == (1, 5)          # kept by all / by any
+    np.testing.assert_allclose(three["pairwise"]["jaccard"],
+                               [[1.0, 2 / 5, 2 / 5], [2 / 5, 1.0, 2 / 4], [2 / 5, 2 / 4, 1.0]])
+    assert three["pairwise"]["shared"] == [[4, 2, 2], [2, 3, 2], [2, 2, 3]]
+    assert three["per_layer"][1] == {"shared": 0, "union": 2, "total": 2,
+                                     "shared_fraction_of_total": 0.0, "jaccard": 0.0}

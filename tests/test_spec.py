@@ -28,6 +28,8 @@ TOY_TASKS = [
     {"name": "click", "label": "label", "loss": "bce"},
     {"name": "finish", "label": "cvrlabel >= 0.5", "rows": "label == 1 and cvrlabel > 0",
      "loss": "mse", "target": "cvrlabel"},
+    {"name": "long", "label": "cvrlabel >= 0.3", "rows": "label", "loss": "focal",
+     "focal_alpha": 0.5},
 ]
 TOY = {
     "spec": {"features": TOY_FEATURES,
@@ -49,10 +51,11 @@ def toy_config(**spec_changes):
     return Config.from_dict(values)
 
 
-def _raw_rows():
+def raw_rows(count=ROWS):
+    """Raw toy rows (dicts of value lists) with every kind of feature, labels and a key."""
     rng = np.random.default_rng(0)
     rows = []
-    for i in range(ROWS):
+    for i in range(count):
         label = int(rng.random() < 0.5)
         rows.append({
             "user": [b"u%d" % (i % 5)], "item": [int(i % 7) + 100],
@@ -64,7 +67,8 @@ def _raw_rows():
     return rows
 
 
-def _raw_spec():
+def raw_spec():
+    """The toy rows' raw feature spec."""
     return {"user": tf.io.VarLenFeature(tf.string), "item": tf.io.VarLenFeature(tf.int64),
             "seen_items": tf.io.VarLenFeature(tf.int64), "price": tf.io.VarLenFeature(tf.float32),
             "age": tf.io.VarLenFeature(tf.int64), "score": tf.io.VarLenFeature(tf.float32),
@@ -77,9 +81,9 @@ def _raw_spec():
 def toy_transform(tmp_path_factory):
     """(raw rows, transformed rows, TFTransformOutput) of the toy spec."""
     tmp = str(tmp_path_factory.mktemp("toy_transform"))
-    raw = _raw_rows()
+    raw = raw_rows()
     custom = {"config": toy_config().to_json(("spec", "data", "vocab"))}
-    metadata = dataset_metadata.DatasetMetadata.from_feature_spec(_raw_spec())
+    metadata = dataset_metadata.DatasetMetadata.from_feature_spec(raw_spec())
     with tft_beam.Context(temp_dir=os.path.join(tmp, "tft")):
         (transformed, _), transform_fn = (
             (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -108,7 +112,7 @@ def test_the_toy_spec_transforms_every_kind(toy_transform):
     assert buckets == sorted(buckets) and set(buckets) == {0, 1, 2, 3}
     assert sorted(tft_output.transformed_feature_spec()) == sorted(
         ["user", "item", "seen_items", "price", "age", "score", "label", "cvrlabel",
-         "finish_label", "finish_rows"])
+         "finish_label", "finish_rows", "long_label"])
 
 
 def test_the_toy_tasks_get_their_labels_and_rows_under_the_spec_names(toy_transform):
@@ -120,6 +124,7 @@ def test_the_toy_tasks_get_their_labels_and_rows_under_the_spec_names(toy_transf
     np.testing.assert_array_equal([t["finish_label"] for t in out], rate >= 0.5)
     rows = (label == 1) & (rate > 0)
     np.testing.assert_array_equal([t["finish_rows"] for t in out], rows)
+    np.testing.assert_array_equal([t["long_label"] for t in out], rate >= 0.3)
     assert 0 < rows.sum() < len(rows) and 0 < (rate[rows] >= 0.5).sum() < rows.sum()
 
 
@@ -141,23 +146,24 @@ def test_the_toy_spec_builds_the_network_and_trains_a_step(toy_transform, tmp_pa
     path = data.write_examples(arrays, str(tmp_path / "toy.gz"))
     examples = data.Examples([path], data.feature_spec_of(arrays), config.input)
     trainer = MaskedTrainer(network, tf.distribute.get_strategy(), config)
-    for task in ("click", "finish"):
+    for task in config.spec.task_names():
         trainer.set_masks(task, [np.ones(k.shape, bool) for k in network.kernels])
     trainer.reset_optimizers()
     before = {v.name: v.numpy().copy() for v in network.task_variables("click")}
     _, batch = next(trainer.batches(examples, seed=0))
-    trainer.step(["click", "finish"], batch)
+    trainer.step(config.spec.task_names(), batch)
     moved = {v.name for v in network.task_variables("click")
              if not np.array_equal(before[v.name], v.numpy())}
     for variable in (list(network.numeric_vectors.values()) +
                      list(network.projections.values()) + network.kernels):
         assert variable.name in moved
-    assert set(trainer.read_losses()) == {"click", "finish"}
+    assert set(trainer.read_losses()) == {"click", "finish", "long"}
     # each output is evaluated on its rows: the product on the first task's (all) rows
     results = trainer.metrics(examples, config.spec.output_names())
     rows = np.array([t["finish_rows"] for t in out]).sum()
+    clicked = sum(t["label"] for t in out)
     assert {name: r["rows"] for name, r in results.items()} == {
-        "click": ROWS, "finish": rows, "click_finish": ROWS}
+        "click": ROWS, "finish": rows, "long": clicked, "click_finish": ROWS}
     assert results["click_finish"]["positives"] == sum(t["finish_label"] for t in out)
 
 

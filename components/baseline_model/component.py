@@ -5,7 +5,9 @@ there is the latest blessed (and served) model. This replaces TFX's `LatestBless
 resolver, which the open-source Kubeflow Pipelines backend cannot run (it implements container
 and importer executors only), and gives local and Kubeflow runs the same baseline. Before the
 first push there is no baseline: the candidate itself is handed on, so the change threshold
-compares it with itself and only the absolute lower bounds gate. Never served from a cache: its
+compares it with itself and only the absolute lower bounds gate. The same holds when the newest
+pushed model lacks an output or label the candidate has (a task added to the spec), recorded
+in the `baseline_skipped` property. Never served from a cache: its
 real input (the serving directory) is outside the artifact graph.
 """
 from tfx import types

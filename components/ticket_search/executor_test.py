@@ -281,8 +281,9 @@ def test_masks_round_trip_without_pickle_and_report_matches(search):
         assert [float(m.mean()) for m in loaded[task]] == pytest.approx(chosen["layer_density"])
         assert result["chosen_metric"] == chosen["validation_auc"] == chosen["metric"]
         assert result["chosen_eval_metric"] == chosen["eval_auc"]
-    overlap = pruning.overlap(loaded["ctr"], loaded["cvr"])
+    overlap = pruning.overlap({task: loaded[task] for task in features.TASKS})
     assert overlap["shared"] == report["overlap"]["shared"]
+    assert report["overlap"]["tasks"] == list(features.TASKS)
     assert os.listdir(out / "logs" / "ctr")
 
 
