@@ -242,10 +242,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, values, sections=None):
-        """Build and validate a Config from a (possibly partial) nested dict; a `spec` given in
-        part overlays the shipped LT4REC spec (a list it gives replaces that list whole).
-        `sections`: as for `validate`."""
-        config = _build(cls, _merge({"spec": _lt4rec("spec")}, values or {}), "")
+        """Build and validate a Config from a (possibly partial) nested dict. A `spec` without
+        `features` overlays the shipped LT4REC spec (a list it gives replaces that list whole);
+        a `spec` with `features` describes other data and stands alone: its lists default to
+        empty, and so do the settings that name LT4REC columns (`data.split_key`,
+        `evaluation.slice_features`). `sections`: as for `validate`."""
+        values = values or {}
+        own = isinstance(values.get("spec"), dict) and "features" in values["spec"]
+        base = {"spec": {}, "data": {"split_key": ""}, "evaluation": {"slice_features": []}} \
+            if own else {"spec": _lt4rec("spec")}
+        config = _build(cls, _merge(base, values), "")
         config.validate(sections)
         return config
 
@@ -256,15 +262,17 @@ class Config:
         return cls.from_dict(values, sections=set(values))
 
     @classmethod
-    def load(cls, path=None, overrides=None):
-        """Defaults, overlaid with a JSON/YAML file and then a dict of overrides."""
+    def load(cls, path=None, overrides=None, spec_path=None):
+        """Defaults, overlaid with a spec file (a config file describing the data: its `spec`,
+        and the `data` / `evaluation` settings that name its columns), then a JSON/YAML config
+        file, then a dict of overrides."""
         values = {}
-        if path:
-            if not os.path.isfile(path):
-                raise ConfigError(f"config file not found: {path}")
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            values = _parse(path, text)
+        for name, file in (("spec", spec_path), ("config", path)):
+            if file:
+                if not os.path.isfile(file):
+                    raise ConfigError(f"{name} file not found: {file}")
+                with open(file, encoding="utf-8") as f:
+                    values = _merge(values, _parse(file, f.read()))
         return cls.from_dict(_merge(values, overrides or {}))
 
     def ticket_tasks(self):

@@ -1,4 +1,5 @@
-"""The `lt4rec` command: run the pipeline, score with a pushed model, generate synthetic data."""
+"""The `lt4rec` command: run the pipeline, score with a pushed model, generate synthetic data,
+and bring your own data (convert it, infer its schema)."""
 import argparse
 import logging
 import os
@@ -17,6 +18,7 @@ def _parser():
     run.add_argument("--data", help="directory of gzip TFRecords (with train/ and eval/ "
                      "subdirectories, or hash-split); default: generate synthetic data")
     run.add_argument("--root", default="runs/default", help="all artifacts go under this directory")
+    run.add_argument("--spec", help=SPEC_HELP)
     run.add_argument("--config", help="JSON or YAML file overriding the defaults")
     run.add_argument("--schema", help="schema.pbtxt of the data (default: the LT4REC schema, "
                                       "schema/schema.pbtxt)")
@@ -31,9 +33,14 @@ def _parser():
     kf = sub.add_parser("kubeflow", help="compile for / submit to Kubeflow Pipelines 2.x, or run "
                         "a compiled spec here as the open-source backend would (emulate)")
     kf.add_argument("action", choices=["compile", "submit", "emulate"])
+    kf.add_argument("--spec", help=SPEC_HELP)
+    kf.add_argument("--schema", help="compile: a local copy of the data's schema.pbtxt to check "
+                                     "the spec against (the image holds it at "
+                                     "kubeflow.schema_path)")
     kf.add_argument("--config", help="JSON or YAML file overriding the defaults")
-    kf.add_argument("--spec", default="lt4rec_pipeline.json",
-                    help="compiled pipeline spec to write (compile) or upload (submit)")
+    kf.add_argument("--pipeline", default="lt4rec_pipeline.json",
+                    help="compiled pipeline spec to write (compile), upload (submit) or run "
+                         "(emulate)")
     for flag, help_text in (("image", "container image for every component"),
                             ("pipeline-root", "object store URI for artifacts"),
                             ("data-root", "input TFRecords URI"),
@@ -47,11 +54,26 @@ def _parser():
     kf.add_argument("--state", default="runs/kfp-emulator",
                     help="emulate: the emulated backend's metadata and cache directory")
 
+    convert = sub.add_parser("convert", help="CSV or Parquet to gzip TFRecords typed by a spec")
+    convert.add_argument("--input", required=True, help="a .csv or .parquet file, or a glob")
+    convert.add_argument("--spec", required=True, help=SPEC_HELP)
+    convert.add_argument("--out", required=True, help="directory for the TFRecord shards")
+    convert.add_argument("--list-separator", default="|",
+                         help="separator of the ids in an id_list cell (default: |)")
+    convert.add_argument("--rows-per-file", type=int, default=1000000)
+
+    schema = sub.add_parser("schema", help="infer a starting schema.pbtxt for a spec's data")
+    schema.add_argument("--data", required=True, help="directory (or glob) of gzip TFRecords")
+    schema.add_argument("--spec", required=True, help=SPEC_HELP)
+    schema.add_argument("--out", required=True, help="schema.pbtxt to write (not overwritten)")
+
     sub.add_parser("report", add_help=False,
                    help="render an HTML report of a run (see `lt4rec report -h`)")
 
-    synth = sub.add_parser("synth", help="write deterministic synthetic LT4REC TFRecords")
+    synth = sub.add_parser("synth", help="write deterministic synthetic TFRecords (the LT4REC "
+                                         "story, or data for any --spec)")
     synth.add_argument("--out", required=True)
+    synth.add_argument("--spec", help=SPEC_HELP + " (then --splits and --profile do not apply)")
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
     synth.add_argument("--seed", type=int, default=Config().data.synthetic_seed)
     synth.add_argument("--splits", action="store_true", help="write train/ and eval/ subdirectories")
@@ -61,6 +83,11 @@ def _parser():
                        "like a ~4k-row production sample, most ids seen once or twice; conflict "
                        "is small_logs with partly conflicting tasks")
     return parser
+
+
+SPEC_HELP = ("YAML or JSON file describing your data: its `spec` (features, tasks, ...) and the "
+             "settings naming its columns (`data.split_key`, `evaluation.slice_features`); "
+             "default: the LT4REC data")
 
 
 def main(argv=None):
@@ -78,6 +105,10 @@ def main(argv=None):
             return _predict(args)
         if args.command == "kubeflow":
             return _kubeflow(args)
+        if args.command == "convert":
+            return _convert(args)
+        if args.command == "schema":
+            return _schema(args)
         return _run(args)
     except ConfigError as error:
         print(f"lt4rec: {error}", file=sys.stderr)
@@ -85,10 +116,39 @@ def main(argv=None):
 
 
 def _synth(args):
+    if args.spec:
+        from pipeline import synthetic_spec
+        if args.splits or args.profile != "default":
+            raise ConfigError("invalid configuration: --splits and --profile shape the LT4REC "
+                              "story; with --spec the data is hash-split by the pipeline")
+        paths = synthetic_spec.write(Config.load(spec_path=args.spec).spec, args.out, args.rows,
+                                     args.seed)
+        print(f"wrote {args.rows} examples for {args.spec} to {len(paths)} file(s) under "
+              f"{args.out}")
+        return 0
     from pipeline import synthetic_data
     paths = synthetic_data.write_dataset(args.out, rows=args.rows, seed=args.seed,
                                          splits=args.splits, profile=args.profile)
     print(f"wrote {args.rows} examples to {len(paths)} file(s) under {args.out}")
+    return 0
+
+
+def _convert(args):
+    from pipeline import convert
+    spec = Config.load(spec_path=args.spec).spec
+    result = convert.convert(args.input, spec, args.out, args.list_separator, args.rows_per_file)
+    print(f"converted {result['rows']} rows into {len(result['files'])} file(s) under {args.out}")
+    return 0
+
+
+def _schema(args):
+    from pipeline import infer_schema
+    spec = Config.load(spec_path=args.spec).spec
+    pattern = os.path.join(args.data, "*") if os.path.isdir(args.data) else args.data
+    schema, examples = infer_schema.infer(pattern, spec)
+    infer_schema.write(schema, args.out, args.data, examples)
+    print(f"wrote {args.out} from {examples} examples: review it, then "
+          f"`lt4rec run --spec {args.spec} --schema {args.out} --data ...`")
     return 0
 
 
@@ -108,17 +168,19 @@ def _kubeflow(args):
         ("image", "image"), ("pipeline_root", "pipeline_root"), ("data_root", "data_root"),
         ("serving_dir", "serving_dir"), ("endpoint", "endpoint"), ("namespace", "namespace"),
         ("trainer_gpus", "gpus")) if getattr(args, attr) is not None}
-    config = Config.load(args.config, {"kubeflow": overrides})
+    config = Config.load(args.config, {"kubeflow": overrides}, spec_path=args.spec)
     if args.action == "compile":
         from kubeflow import runner
-        directory, name = os.path.split(os.path.abspath(args.spec))
+        if args.schema:
+            _check_schema_file(config, args.schema)
+        directory, name = os.path.split(os.path.abspath(args.pipeline))
         print(f"wrote {runner.compile_spec(config, directory, name)}")
         return 0
     caching = False if args.no_cache else None
     if args.action == "emulate":
-        return _emulate(args.spec, config, args.state, caching)
+        return _emulate(args.pipeline, config, args.state, caching)
     from kubeflow import submit
-    run_id = submit.submit(args.spec, config, enable_caching=caching)
+    run_id = submit.submit(args.pipeline, config, enable_caching=caching)
     print(f"submitted run {run_id} to {config.kubeflow.endpoint}")
     return 0
 
@@ -142,12 +204,10 @@ def _emulate(spec, config, state, enable_caching):
 
 def _run(args):
     from pipeline import local_runner, summary
-    from pipeline.pipeline import SCHEMA_PATH, check_schema
-    config = Config.load(args.config)
+    from pipeline.pipeline import SCHEMA_PATH
+    config = Config.load(args.config, spec_path=args.spec)
     schema = args.schema or SCHEMA_PATH
-    if not os.path.isfile(schema):
-        raise ConfigError(f"invalid configuration: --schema {schema!r} is not a file")
-    check_schema(config, schema)
+    _check_schema_file(config, schema)
     data = args.data or local_runner.default_data(args.root, config)
     if not os.path.isdir(data):
         raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
@@ -168,6 +228,14 @@ def _run(args):
         return 1
     print(summary.render(summary.build(outputs, layout, config)))
     return 0
+
+
+def _check_schema_file(config, schema):
+    """ConfigError unless `schema` is a file matching the config's spec."""
+    from pipeline.pipeline import check_schema
+    if not os.path.isfile(schema):
+        raise ConfigError(f"invalid configuration: --schema {schema!r} is not a file")
+    check_schema(config, schema)
 
 
 def input_files(data, config):

@@ -187,7 +187,7 @@ def test_only_zero_byte_directory_markers_under_the_artifact_are_removed():
 def test_lt4rec_kubeflow_emulate_runs_a_job_and_reports_refusals(backend, tmp_path, capsys):
     from pipeline import cli
     job = tmp_path / "job.json"
-    args = ["kubeflow", "emulate", "--spec", str(job), "--state", str(tmp_path / "state"),
+    args = ["kubeflow", "emulate", "--pipeline", str(job), "--state", str(tmp_path / "state"),
             "--pipeline-root", str(tmp_path / "root")]
     job.write_text(json.dumps({"pipelineSpec": _toy_spec()}))
     assert cli.main(args) == 0

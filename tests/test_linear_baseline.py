@@ -88,8 +88,7 @@ def test_numeric_features_get_one_column_holding_their_value():
         "spec": {"features": [{"name": "item", "kind": "id"},
                               {"name": "price", "kind": "numeric"},
                               {"name": "age", "kind": "numeric", "buckets": 4}],
-                 "keys": [], "reference_scores": []},
-        "data": {"split_key": ""}, "evaluation": {"slice_features": []}}).spec
+                 "tasks": [{"name": "click", "label": features.LABEL, "loss": "bce"}]}}).spec
     train = {"item": np.array([0, 2]), "price": np.array([0.5, -1.25], np.float32),
              "age": np.array([3, 1]), features.LABEL: np.zeros(2)}
     widths = linear_baseline.feature_widths(train, spec)

@@ -260,12 +260,10 @@ def test_settings_naming_columns_outside_the_spec_are_refused():
 def test_a_spec_column_missing_from_the_schema_is_refused_before_the_pipeline_is_built(
         tmp_path):
     from pipeline.pipeline import create_pipeline
-    lt4rec = Config().spec
     values = {"spec": {"features": [{"name": "FEA_UID", "kind": "id"},
                                     {"name": "FEA_UCAT", "kind": "numeric"},
-                                    {"name": "watch_time", "kind": "numeric"}]},
-              "evaluation": {"slice_features": []}}
-    assert lt4rec.keys and lt4rec.reference_scores         # kept from the shipped spec
+                                    {"name": "watch_time", "kind": "numeric"}],
+                       "tasks": [{"name": "ctr", "label": "label", "loss": "bce"}]}}
     with pytest.raises(ConfigError) as error:
         create_pipeline(str(tmp_path / "root"), str(tmp_path), str(tmp_path / "serving"),
                         Config.from_dict(values))
@@ -286,6 +284,16 @@ def test_a_task_rule_naming_a_column_the_schema_lacks_is_refused_before_the_pipe
                         Config.from_dict({"spec": {"tasks": tasks, "products": []}}))
     assert "spec.tasks[1] ('watch') reads 'watched': missing from the schema" in str(error.value)
     assert "'label'" not in str(error.value)
+
+
+def test_a_spec_listing_features_stands_alone():
+    """Other data: no LT4REC keys, scores, tasks, products, split key or slices come along."""
+    with pytest.raises(ConfigError, match=r"spec.tasks = \[\] must list at least one task"):
+        Config.from_dict({"spec": {"features": TOY_FEATURES}})
+    own = Config.from_dict({"spec": {"features": TOY_FEATURES, "tasks": TOY_TASKS[:1]}})
+    assert (own.spec.keys, own.spec.reference_scores, own.spec.products) == ([], [], [])
+    assert own.data.split_key == "" and own.evaluation.slice_features == []
+    assert Config.from_json(own.to_json()) == own
 
 
 def test_the_default_spec_is_the_lt4rec_data_file():
@@ -315,9 +323,9 @@ def test_lt4rec_run_refuses_a_spec_its_schema_lacks_before_writing_anything(tmp_
     from pipeline import cli
     config = tmp_path / "config.yaml"
     config.write_text("spec:\n  features: [{name: FEA_UID, kind: id}, {name: watch_time, "
-                      "kind: numeric}]\nevaluation: {slice_features: []}\n")
+                      "kind: numeric}]\n  tasks: [{name: ctr, label: label, loss: bce}]\n")
     root = tmp_path / "root"
-    code = cli.main(["run", "--config", str(config), "--root", str(root)])
+    code = cli.main(["run", "--spec", str(config), "--root", str(root)])
     assert code == 2 and not root.exists()
     assert ("spec.features[1] ('watch_time', numeric): missing from the schema"
             in capsys.readouterr().err)
