@@ -125,3 +125,19 @@ def test_data_that_cannot_back_the_spec_gets_no_schema(tmp_path):
     with pytest.raises(infer_schema.SchemaError, match=r"spec.features\[0\] \('session_id', "
                                                        r"id\): missing from the schema"):
         infer_schema.infer(str(tmp_path / "out" / "*"), spec)
+
+
+def test_a_bad_spec_file_is_refused_by_every_command_before_anything_is_written(tmp_path,
+                                                                                 capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("spec:\n  features: [{name: user_id, kind: category}]\n"
+                    "  tasks: [{name: click, label: click, loss: bce}]\n")
+    csv_path = _csv(tmp_path / "log.csv", GOOD)
+    for args in (["convert", "--input", csv_path, "--out", str(tmp_path / "out")],
+                 ["schema", "--data", str(tmp_path), "--out", str(tmp_path / "schema.pbtxt")],
+                 ["run", "--root", str(tmp_path / "root")],
+                 ["synth", "--out", str(tmp_path / "synth")]):
+        assert cli.main(args + ["--spec", str(spec)]) == 2, args[0]
+        assert ("spec.features[0] ('user_id').kind = 'category' is not a kind"
+                in capsys.readouterr().err), args[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "spec.yaml"]
