@@ -61,6 +61,8 @@ def _parser():
     convert.add_argument("--list-separator", default="|",
                          help="separator of the ids in an id_list cell (default: |)")
     convert.add_argument("--rows-per-file", type=int, default=1000000)
+    convert.add_argument("--unlabeled", action="store_true",
+                         help="impressions to score (`lt4rec predict`): no task or score columns")
 
     schema = sub.add_parser("schema", help="infer a starting schema.pbtxt for a spec's data")
     schema.add_argument("--data", required=True, help="directory (or glob) of gzip TFRecords")
@@ -136,7 +138,8 @@ def _synth(args):
 def _convert(args):
     from pipeline import convert
     spec = Config.load(spec_path=args.spec).spec
-    result = convert.convert(args.input, spec, args.out, args.list_separator, args.rows_per_file)
+    result = convert.convert(args.input, spec, args.out, args.list_separator, args.rows_per_file,
+                             labeled=not args.unlabeled)
     print(f"converted {result['rows']} rows into {len(result['files'])} file(s) under {args.out}")
     return 0
 

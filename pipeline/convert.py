@@ -47,15 +47,17 @@ def roles(spec):
     return found
 
 
-def convert(pattern, spec, out_dir, list_separator="|", rows_per_file=1000000):
+def convert(pattern, spec, out_dir, list_separator="|", rows_per_file=1000000, labeled=True):
     """Convert every file matching `pattern` (.csv, or .parquet) into `out_dir`; returns
-    {"rows", "files"} (the TFRecord shards written)."""
+    {"rows", "files"} (the TFRecord shards written). `labeled=False`: impressions to score, without
+    the task columns (nor reference scores)."""
     paths = sorted(glob.glob(pattern))
     if not paths:
         raise ConvertError(f"invalid input: --input {pattern!r} matches no file")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise ConvertError(f"invalid output: --out {out_dir!r} is not empty")
-    wanted = roles(spec)
+    wanted = {column: role for column, role in roles(spec).items()
+              if labeled or role not in ("task", "binary", "score")}
     for path in paths:
         _check_columns(path, _header(path), wanted)
     tmp = out_dir.rstrip("/") + ".converting"

@@ -36,8 +36,7 @@ def infer(pattern, spec):
     for feature in schema.feature:
         role = roles.get(feature.name)
         if role in ("id", "id_list", "key"):
-            feature.ClearField("domain")
-            feature.ClearField("string_domain")
+            feature.ClearField("domain_info")          # any value domain (string or int)
         elif role in ("task", "binary"):
             feature.float_domain.disallow_nan = feature.float_domain.disallow_inf = True
             if role == "binary":

@@ -129,5 +129,7 @@ def _score_files(session, files, stream, batch_size):
                         {k: float(v[i]) for k, v in sorted(scores.items())}) + "\n")
                 count += len(batch)
         except tf.errors.OpError as error:
-            raise ValueError(f"cannot score {path}: {error.message}") from error
+            raise ValueError(f"cannot score {path}: {error.message} (predict reads TFRecords of "
+                             f"tf.Example, gzip when named .gz; `lt4rec convert --unlabeled` "
+                             f"makes them from a CSV or Parquet file)") from error
     return count

@@ -74,12 +74,12 @@ def _labels(spec, state, rng, columns):
                 if roles[column] == "binary" else np.round(
                     np.clip(probability + rng.normal(0, 0.1, len(logit)), 0, 1), 3)
         if task.rows and new:
-            inside = rules.holds(rules.parse(task.rows), {c: np.asarray(columns[c], float)
-                                                          for c in rules.columns(
-                                                              rules.parse(task.rows))},
+            node = rules.parse(task.rows)
+            read = rules.columns(node)
+            inside = rules.holds(node, {c: np.asarray(columns[c], float) for c in read},
                                  rules.NUMPY)
             for column in new:
-                if column not in rules.columns(rules.parse(task.rows)):
+                if column not in read:
                     columns[column] = np.where(inside, columns[column], 0.0)
 
 

@@ -141,3 +141,11 @@ def test_a_bad_spec_file_is_refused_by_every_command_before_anything_is_written(
         assert ("spec.features[0] ('user_id').kind = 'category' is not a kind"
                 in capsys.readouterr().err), args[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "spec.yaml"]
+
+
+def test_unlabeled_impressions_convert_without_task_columns(tmp_path):
+    header = HEADER[:8]
+    convert.convert(_csv(tmp_path / "new.csv", [r[:8] for r in GOOD], header), _spec(),
+                    str(tmp_path / "out"), labeled=False)
+    rows = _read(str(tmp_path / "out"))
+    assert len(rows) == 3 and "click" not in rows[0] and rows[0]["item_id"].bytes_list.value

@@ -108,7 +108,8 @@ def grown_share(counts, base, sizing):
         logging.warning(
             "validation holds fewer than data.validation_min_class_rows=%d rows of some task's "
             "rarer class even at data.validation_max_share=%.2f (rarer-class rows per task in "
-            "the data it is taken from: %s); choices made on validation will be noisy",
+            "the data it is taken from: %s); choices made on validation will be noisy (more "
+            "data helps; or lower data.validation_min_class_rows to stop the growth earlier)",
             sizing["min_class_rows"], share, rarer)
     logging.info("validation share %.4f (base %.4f; rarer-class rows per task: %s)",
                  share, base, rarer)
