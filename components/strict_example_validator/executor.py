@@ -1,7 +1,9 @@
 """Executor: TFX's ExampleValidator, then stop the run if any split has anomalies.
 
-Besides the schema anomalies, a split whose `label` holds a single class is an anomaly: the
-trainers' and the Evaluator's AUC is undefined on it (the schema cannot express this).
+Besides the schema anomalies, a split where a label holds a single value is an anomaly: the
+trainers' and the Evaluator's AUC is undefined on it (the schema cannot express this). The labels
+are the schema's features absent in the SERVING environment (LT4REC: `label` and `cvrlabel`; an
+inferred schema marks every column a task reads so).
 """
 import os
 
@@ -12,7 +14,7 @@ from tfx.utils import io_utils
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from modules import features
+SERVING = "SERVING"
 
 
 class DataAnomaliesError(RuntimeError):
@@ -26,12 +28,14 @@ class Executor(tfx_executor.Executor):
         result = super().Do(input_dict, output_dict, exec_properties)
         anomalies = output_dict["anomalies"][0]
         statistics = input_dict["statistics"][0]
+        labels = label_columns(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+            artifact_utils.get_single_uri(input_dict["schema"]))))
         problems = []
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             split_uri = artifact_utils.get_split_uri([anomalies], split)
             problems += describe_anomalies(split, read_anomalies(split_uri))
             problems += single_class_labels(
-                split, stats_artifact_utils.load_statistics(statistics, split).proto())
+                split, stats_artifact_utils.load_statistics(statistics, split).proto(), labels)
         if problems:
             raise DataAnomaliesError(
                 "input data does not match the schema (statistics at %s):\n  %s"
@@ -58,14 +62,19 @@ def describe_anomalies(split, anomalies):
     return lines
 
 
-def single_class_labels(split, statistics):
-    """One line if the split's `label` (when present) holds a single class, else none."""
+def label_columns(schema):
+    """The names of a Schema's features absent in the SERVING environment: the labels."""
+    return [f.name for f in schema.feature if SERVING in f.not_in_environment]
+
+
+def single_class_labels(split, statistics, labels):
+    """One line per label of `labels` that holds a single value in the split (when present)."""
     lines = []
     for dataset in statistics.datasets:
         for feature in dataset.features:
-            stats = feature.num_stats
-            if (list(feature.path.step) == [features.LABEL]
-                    and stats.common_stats.num_non_missing > 0 and stats.min == stats.max):
-                lines.append(f"split '{split}': feature '{features.LABEL}': single class (every "
-                             f"example has {features.LABEL} {stats.min:g}; AUC is undefined)")
+            stats, name = feature.num_stats, ".".join(feature.path.step)
+            if (name in labels and stats.common_stats.num_non_missing > 0
+                    and stats.min == stats.max):
+                lines.append(f"split '{split}': feature '{name}': single class (every "
+                             f"example has {name} {stats.min:g}; AUC is undefined)")
     return lines
