@@ -8,7 +8,8 @@ round and for MTL); `calibration` (MTL, mean prediction / mean label on eval); `
 mask); `negative_transfer` (MTL's and the task's own ticket's validation and eval AUC, whether
 MTL lost on validation and what serves the task: "mtl" or "ticket"); plus `<product>_auc` per
 product (`ctcvr_auc`), `<reference>_auc` per reference score (`pctr_reference_auc`), `outputs`
-(the tasks, products and reference scores, in order), `overlap` (of the task masks: `shared` =
+(the tasks, products and reference scores, in order), `gates` (each gated output's AUC lower
+bound and allowed regression, `Config.gate`), `overlap` (of the task masks: `shared` =
 kept by every task, `union` = by any, `jaccard` = shared / union, `pairwise` N x N matrices),
 `blessed`, `pushed_model` and where the artifacts are. The `mtl_auc` and `validation_auc.mtl`
 values are the exported model's (a task served from its ticket shows the ticket's).
@@ -76,6 +77,8 @@ def build(outputs, layout, config):
     spec = config.spec
     result["outputs"] = {"tasks": spec.task_names(), "products": [p.name for p in spec.products],
                          "reference_scores": {r.name: r.task for r in spec.reference_scores}}
+    result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))
+                       for name in spec.output_names() for gate in [config.gate(name)] if gate}
     for task in spec.task_names():
         ticket = (tickets or {}).get("tasks", {}).get(task)
         result[task] = {
@@ -152,6 +155,13 @@ def render(result):
                for name, task in outputs["reference_scores"].items()]
     if scores:
         lines.append("  " + "   ".join(scores))
+    gates = result.get("gates", {})
+    ungated = [name.upper() for name in outputs["tasks"] + outputs["products"] if name not in gates]
+    lines.append("  gates (eval AUC >= bound, and at most the allowed drop below the last pushed "
+                 "model): " + ", ".join(f"{name.upper()} >= {g['auc_lower_bound']:g} (drop "
+                                        f"{g['max_auc_regression']:g})"
+                                        for name, g in gates.items())
+                 + (f"; not gated: {', '.join(ungated)}" if ungated else ""))
     if "overlap" in result:
         lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
                      f"{result['overlap']['shared']} of {result['overlap']['total']} connections")

@@ -60,6 +60,7 @@ def test_three_tickets_a_product_blessed_and_pushed(walked):
     for task in ("click", "like", "finish"):
         assert 0 < summary[task]["density"] <= 1 and summary[task]["mtl_auc"] > 0.5, task
     assert summary["click_like_auc"] is not None
+    assert sorted(summary["gates"]) == ["click", "finish", "like"]       # tasks, not the product
     assert summary["blessed"] is True and summary["pushed_model"]
     records = tf.data.TFRecordDataset(glob.glob(str(walked["dir"] / "feed" / "data" / "*.gz")),
                                       compression_type="GZIP").take(3)

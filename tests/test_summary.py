@@ -23,6 +23,8 @@ def test_the_console_summary_has_a_row_per_task_and_a_line_for_products_and_refe
               "click": _task(0.6), "finish": _task(0.65), "long": _task(0.75),
               "click_finish_auc": 0.6123, "old_model_auc": 0.5555,
               "overlap": {"jaccard": 0.25, "shared": 10, "total": 100},
+              "gates": {"click": {"auc_lower_bound": 0.55, "max_auc_regression": 0.01},
+                        "finish": {"auc_lower_bound": 0.6, "max_auc_regression": 0.02}},
               "blessed": True, "pushed_model": "/serving/1", "transformed_examples": "t",
               "vocabularies": "v", "summary_path": "s.json"}
     lines = summary.render(result).splitlines()
@@ -34,6 +36,9 @@ def test_the_console_summary_has_a_row_per_task_and_a_line_for_products_and_refe
     assert ("  CLICK_FINISH AUC (MTL): 0.6123   old_model AUC (scored like CLICK): 0.5555"
             in lines)
     assert "  mask overlap: jaccard 0.2500, shared 10 of 100 connections" in lines
+    assert ("  gates (eval AUC >= bound, and at most the allowed drop below the last pushed "
+            "model): CLICK >= 0.55 (drop 0.01), FINISH >= 0.6 (drop 0.02); not gated: LONG, "
+            "CLICK_FINISH") in lines
 
 
 def test_outputs_that_would_overwrite_summary_entries_are_refused():
