@@ -13,10 +13,11 @@ Masks are baked in: each task path has its own MLP kernels holding kernel * mask
 connections are exact zeros in the exported weights. A task served from its own ticket's weights
 (negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
-import functools
 import types
 
 import tensorflow as tf
+
+from modules import tasks
 
 
 class ServingModule(tf.Module):
@@ -58,7 +59,7 @@ class ServingModule(tf.Module):
                                                          self.task_kernels[task]))
                    for task in self._tasks}
         for name, factors in self._products.items():
-            outputs[name] = functools.reduce(lambda a, b: a * b, [outputs[t] for t in factors])
+            outputs[name] = tasks.product([outputs[t] for t in factors])
         return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -160,10 +160,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
               "validation_rows": inputs.validation.num_rows,
               "embedding_tables": inputs.table_memory,
-              "outputs": {"tasks": config.spec.task_names(),
-                          "products": {p.name: list(p.tasks) for p in config.spec.products},
-                          "reference_scores": {r.name: r.task
-                                               for r in config.spec.reference_scores}},
+              "outputs": config.spec.outputs(),
               **{f"{name}_auc": result["auc"] for name, result in references.items()}}
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, REPORT_FILE), "w") as f:

@@ -134,6 +134,17 @@ class TaskSpec:
         return (0.75 if self.focal_alpha is None else self.focal_alpha,
                 2.0 if self.focal_gamma is None else self.focal_gamma)
 
+    def derived(self):
+        """[(field, transformed name, rule)] of its rule label and rule rows (Transform emits
+        each as a float 0/1 column); a column label or rows is used as it is."""
+        return [(field, name, text) for field, name, text in (
+            ("label_key", self.label_column, self.label), ("rows", self.rows_column, self.rows))
+            if text and not _bare_column(text)]
+
+    def zero_one_columns(self):
+        """The columns it reads as they are, as its 0/1 label or rows."""
+        return [c for c in (_bare_column(self.label), self.rows and _bare_column(self.rows)) if c]
+
     def columns(self):
         """The raw columns its label, rows and target read, in order of first use."""
         texts = [t for t in (self.label, self.rows, self.target) if t]
@@ -229,16 +240,18 @@ class Spec:
 
     def rule_columns(self):
         """{transformed name: rule} of every rule label and rule rows mask (float 0/1)."""
-        derived = {}
-        for task in self.tasks:
-            for text, name in ((task.label, task.label_column), (task.rows, task.rows_column)):
-                if text and not _bare_column(text):
-                    derived[name] = text
-        return derived
+        return {name: text for task in self.tasks for _, name, text in task.derived()}
 
     def transformed_labels(self):
         """Every label-side column Transform emits: label columns, then rule columns."""
         return self.label_columns() + list(self.rule_columns())
+
+    def outputs(self):
+        """{"tasks": [name], "products": {name: its tasks}, "reference_scores": {name: task}}:
+        what a run serves and reports (written to its training report and summary)."""
+        return {"tasks": self.task_names(),
+                "products": {p.name: list(p.tasks) for p in self.products},
+                "reference_scores": {r.name: r.task for r in self.reference_scores}}
 
     def reference_columns(self):
         """{reference name: (transformed score column, the task it is evaluated like)}."""
@@ -315,12 +328,10 @@ class Spec:
         transformed = {c: "a label column" for c in self.label_columns()}
         outputs = dict(names)
         for i, task in enumerate(self.tasks):
-            for text, name, field in ((task.label, task.label_column, "label_key"),
-                                      (task.rows, task.rows_column, "rows")):
-                if text and not _bare_column(text):
-                    check(name not in transformed, f"spec.tasks[{i}].{field}", name,
-                          f"names a transformed column that is also {transformed.get(name)}")
-                    transformed[name] = f"spec.tasks[{i}].{field}"
+            for field, name, _ in task.derived():
+                check(name not in transformed, f"spec.tasks[{i}].{field}", name,
+                      f"names a transformed column that is also {transformed.get(name)}")
+                transformed[name] = f"spec.tasks[{i}].{field}"
         for i, product in enumerate(self.products):
             where = f"spec.products[{i}].name"
             check(product.name not in outputs, where, product.name,

@@ -4,6 +4,9 @@ Each task reads the transformed columns Transform emits for it (`TaskSpec.label_
 `TaskSpec.rows_column`, its `target`); a product is evaluated on the rows of its first task
 against the label of its last.
 """
+import functools
+import operator
+
 import numpy as np
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
@@ -46,6 +49,11 @@ def per_example_loss(task, batch, logits):
         target = tf.cast(batch[task.target], tf.float32) if task.target else labels
         loss = tf.square(tf.sigmoid(logits) - tf.clip_by_value(target, 0.0, 1.0))
     return loss * train_rows(task, batch)
+
+
+def product(probabilities):
+    """A product output's score: the product of its tasks' probabilities (tensors)."""
+    return functools.reduce(operator.mul, probabilities)
 
 
 def eval_rows(spec, name, batch):

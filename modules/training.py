@@ -15,7 +15,6 @@ every `model.log_every_steps` steps, so a step never waits for the host. Evaluat
 `fit` trains with early stopping on the validation examples: training never reads eval data.
 """
 import dataclasses
-import functools
 import itertools
 import math
 from typing import Dict, List
@@ -291,8 +290,7 @@ class MaskedTrainer:
             if name in self.references:
                 result[name] = batch[self.references[name][0]]
             elif name in self.products:
-                factors = [probability(task) for task in self.products[name]]
-                result[name] = functools.reduce(lambda a, b: a * b, factors)
+                result[name] = task_lib.product([probability(t) for t in self.products[name]])
             else:
                 result[name] = probability(name)
         return result

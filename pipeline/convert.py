@@ -20,7 +20,6 @@ import shutil
 
 import tensorflow as tf
 
-from modules import rules
 from modules.errors import ConfigError
 
 PROGRESS_ROWS = 100000
@@ -38,12 +37,8 @@ def roles(spec):
     found.update({column: "key" for column in spec.keys})
     found.update({r.column: "score" for r in spec.reference_scores})
     for task in spec.tasks:
-        for column in task.columns():
-            found[column] = "task"
-        for text in (task.label, task.rows):
-            node = rules.parse(text) if text else None
-            if node is not None and node.kind == "column":
-                found[node.value] = "binary"
+        found.update({column: "task" for column in task.columns()})
+        found.update({column: "binary" for column in task.zero_one_columns()})
     return found
 
 

@@ -75,8 +75,7 @@ def build(outputs, layout, config):
         "evaluation": _uri(outputs, "Evaluator", "evaluation"),
     }
     spec = config.spec
-    result["outputs"] = {"tasks": spec.task_names(), "products": [p.name for p in spec.products],
-                         "reference_scores": {r.name: r.task for r in spec.reference_scores}}
+    result["outputs"] = spec.outputs()
     result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))
                        for name in spec.output_names() for gate in [config.gate(name)] if gate}
     for task in spec.task_names():
@@ -156,7 +155,8 @@ def render(result):
     if scores:
         lines.append("  " + "   ".join(scores))
     gates = result.get("gates", {})
-    ungated = [name.upper() for name in outputs["tasks"] + outputs["products"] if name not in gates]
+    ungated = [name.upper() for name in outputs["tasks"] + list(outputs["products"])
+               if name not in gates]
     lines.append("  gates (eval AUC >= bound, and at most the allowed drop below the last pushed "
                  "model): " + ", ".join(f"{name.upper()} >= {g['auc_lower_bound']:g} (drop "
                                         f"{g['max_auc_regression']:g})"

@@ -18,7 +18,7 @@ def _task(auc):
 
 
 def test_the_console_summary_has_a_row_per_task_and_a_line_for_products_and_references():
-    result = {"outputs": {"tasks": ["click", "finish", "long"], "products": ["click_finish"],
+    result = {"outputs": {"tasks": ["click", "finish", "long"], "products": {"click_finish": ["click", "finish"]},
                           "reference_scores": {"old_model": "click"}},
               "click": _task(0.6), "finish": _task(0.65), "long": _task(0.75),
               "click_finish_auc": 0.6123, "old_model_auc": 0.5555,
