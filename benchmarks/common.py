@@ -112,9 +112,9 @@ def load_config(args):
 
 # ----------------------------------------------------------------------------- runs
 
-def synthetic_data(work, rows, seed, fresh=False, profile="default", splits=False):
+def synthetic_data(work, rows, seed, fresh=False, profile="default", splits=False, shards=1):
     """(directory, seconds to generate or None if reused) of synthetic data (generator
-    `profile`; `splits`: train/ and eval/ subdirectories)."""
+    `profile`; `splits`: train/ and eval/ subdirectories; `shards` files, same rows)."""
     from pipeline import synthetic_data as synth
     name = f"synthetic-{rows}-seed{seed}" + ("" if profile == "default" else f"-{profile}") \
         + ("-splits" if splits else "")
@@ -124,7 +124,8 @@ def synthetic_data(work, rows, seed, fresh=False, profile="default", splits=Fals
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out + ".partial", ignore_errors=True)
     start = time.perf_counter()
-    synth.write_dataset(out + ".partial", rows=rows, seed=seed, profile=profile, splits=splits)
+    synth.write_dataset(out + ".partial", rows=rows, seed=seed, profile=profile, splits=splits,
+                        shards=shards)
     seconds = time.perf_counter() - start
     os.replace(out + ".partial", out)
     return out, seconds

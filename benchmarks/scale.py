@@ -1,24 +1,28 @@
-"""Trainer memory and throughput at scale: streaming MTL and TicketSearch on millions of rows.
+"""Trainer memory and throughput at scale: streaming MTL and TicketSearch on millions of distinct rows.
 
-Data: a finished run's Transform output (`--root`; by default a run of the large-data config,
-`pipeline/configs/large_data.yaml`, on `--base-rows` synthetic rows). Its train shards are
-repeated (symlinks, no copies) until a measurement's `rows` are reached, so memory and speed are
-measured on real transformed examples, real vocabularies and the run's own tickets; validation
-and eval are the run's own splits.
+Data: two synthetic days of the generator's default profile, `--base-rows` and `--large-rows` raw
+rows (pools of videos, users, providers and tags grow with the rows, so every row is distinct and
+the vocabularies grow as in real logs), each run through the pipeline up to Transform with the
+large-data config (`pipeline/configs/large_data.yaml`) under `--work/scale-<rows>`. Every
+measurement reads a day's own Transform output: its train split (no row repeated), its
+vocabularies, its validation split.
 
 Each measurement runs in a child process, so `peak_rss_mb` (the child's `ru_maxrss`) is that
 trainer's alone: loading, streaming the epochs, validation checks, keeping the best weights.
-- MTLTrainer: `mtl.train` through the run's tickets for `--epochs` passes (a validation check
-  at the end of each); `examples_per_s` = train rows x passes / training wall time.
-- TicketSearch: `run_search` with one pruning round (dense round + one pruned round, one pass
-  each, per task); `examples_per_s` counts every task's passes.
-`scale.json` holds the list `runs` (component, rows, batch_size, peak_rss_mb, examples_per_s, ...)
-and the ratios that the targets read, all measured in the same invocation.
+- TicketSearch on the large day first: `run_search` with one pruning round (dense round + one
+  pruned round, one pass each, per task); `examples_per_s` counts every task's passes. Its masks
+  are the tickets of every MTL measurement (masks cover the MLP only, whose shape the two days
+  share); MTL starts from a fresh seeded initialisation on both days.
+- MTLTrainer: `mtl.train` through those tickets for `--epochs` passes (a validation check at
+  the end of each); `examples_per_s` = train rows x passes / training wall time; beside it the
+  compute-bound rate of the same process (MTL steps repeated on one batch held in memory).
+`scale.json` holds the list `runs` (component, day, rows, distinct_rows, batch_size, peak_rss_mb,
+embedding_tables_mb, examples_per_s, ...) and the ratios that the targets read, all measured in the
+same invocation.
 """
 import argparse
 import dataclasses
 import json
-import math
 import os
 import resource
 import shutil
@@ -30,44 +34,43 @@ from benchmarks import common
 
 NAME = "scale"
 LARGE_DATA_CONFIG = os.path.join(common.REPO, "pipeline", "configs", "large_data.yaml")
-# (component, rows, batch size) of a full measurement; --quick uses a tiny run instead.
-PLAN = (("MTLTrainer", 1_000_000, 4096), ("MTLTrainer", 1_000_000, 256),
-        ("MTLTrainer", 10_000_000, 4096), ("TicketSearch", 2_000_000, 4096))
+# (component, day, batch size) of a full measurement, in order (TicketSearch first: its masks
+# are the MTL measurements' tickets).
+PLAN = (("TicketSearch", "large", 4096), ("MTLTrainer", "base", 4096),
+        ("MTLTrainer", "base", 256), ("MTLTrainer", "large", 4096))
+# Raw rows of the two days: ~72% of them land in the train split.
+BASE_ROWS, LARGE_ROWS = 1_400_000, 4_200_000
+ROWS_PER_SHARD = 500_000
 
 
 def _parser():
-    p = common.add_root(common.parser(NAME, __doc__.split("\n")[0]))
-    p.add_argument("--base-rows", type=int, default=1_000_000,
-                   help="synthetic rows of the run made when --root holds none")
-    p.add_argument("--plan", help="semicolon-separated component,rows,batch triples "
-                   "(default: MTL 1M at 4096 and 256, MTL 10M at 4096, TicketSearch 2M at 4096)")
+    p = common.parser(NAME, __doc__.split("\n")[0])
+    p.add_argument("--base-rows", type=int, default=BASE_ROWS,
+                   help="raw synthetic rows of the smaller day (default: %(default)s, ~1M train)")
+    p.add_argument("--large-rows", type=int, default=LARGE_ROWS,
+                   help="raw synthetic rows of the larger day (default: %(default)s, ~3M train)")
+    p.add_argument("--plan", help="semicolon-separated component,day,batch triples, day "
+                   "base or large (default: TicketSearch large 4096; MTL base 4096 and 256, "
+                   "large 4096); a plan with MTL starts with a TicketSearch")
     p.add_argument("--epochs", type=int, default=1, help="MTL passes per measurement")
     p.add_argument("--child", help=argparse.SUPPRESS)      # one measurement (internal)
     return p
 
 
-def scaled_examples(run, rows, work):
-    """An Examples directory whose train split repeats the run's train shards to >= `rows`."""
-    from modules import data
-    from modules.config import InputConfig
-    train = data.split_files(run.transformed_examples, "train")
-    base_rows = data.Examples(train, {}, InputConfig()).num_rows
-    copies = max(1, math.ceil(rows / base_rows))
-    out = os.path.join(work, "scale-data", f"{os.path.basename(run.root)}-x{copies}")
-    if not os.path.isdir(out):
-        shutil.rmtree(out + ".partial", ignore_errors=True)
-        for split in ("validation", "eval"):
-            os.makedirs(os.path.join(out + ".partial", f"Split-{split}"))
-            for f in data.split_files(run.transformed_examples, split):
-                os.symlink(f, os.path.join(out + ".partial", f"Split-{split}",
-                                           os.path.basename(f)))
-        os.makedirs(os.path.join(out + ".partial", "Split-train"))
-        for copy in range(copies):
-            for i, f in enumerate(train):
-                os.symlink(f, os.path.join(out + ".partial", "Split-train",
-                                           f"copy{copy:03d}-{i:05d}.gz"))
-        os.replace(out + ".partial", out)
-    return out, copies * base_rows
+def transformed_day(args, config, rows):
+    """(Run root, MLMD outputs) of `rows` synthetic rows run through the pipeline up to
+    Transform (made once under --work; TFX's cache serves it afterwards)."""
+    from pipeline import local_runner, mlmd
+    root = os.path.join(os.path.abspath(args.work), f"scale-{rows}")
+    layout = local_runner.RunLayout(root)
+    outputs = (mlmd.latest_outputs(layout.connection(), config.pipeline_name)
+               if os.path.exists(layout.metadata_path) else {})
+    if not outputs.get("Transform", {}).get("transformed_examples"):
+        data, _ = common.synthetic_data(args.work, rows, config.data.synthetic_seed,
+                                        shards=max(1, rows // ROWS_PER_SHARD))
+        common.log(f"running the pipeline up to Transform under {root} on {data}")
+        outputs = local_runner.run(data, root, config, until="Transform")
+    return root, outputs
 
 
 def child(spec):
@@ -84,8 +87,7 @@ def child(spec):
     load_s = time.perf_counter() - start
     start = time.perf_counter()
     if spec["component"] == "MTLTrainer":
-        _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(spec["masks"]),
-                                       spec["start"])
+        _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(spec["masks"]))
         seconds = time.perf_counter() - start
         passes = max(fit.epochs_trained.values())
         extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step,
@@ -96,12 +98,16 @@ def child(spec):
         passes = sum(r["epochs_trained"] for t in report["tasks"].values() for r in t["rounds"])
         extra = {"rounds_per_task": config.ticket.rounds + 1,
                  "chosen_density": {t: r["chosen_density"] for t, r in report["tasks"].items()}}
+    tables = inputs.table_memory.values()
     print(json.dumps({
-        "component": spec["component"], "rows": rows, "batch_size": config.model.batch_size,
+        "component": spec["component"], "day": spec["day"], "rows": rows,
+        "distinct_rows": rows, "batch_size": config.model.batch_size,
         "passes": passes, "train_s": seconds, "load_s": load_s,
         "examples_per_s": rows * passes / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "embedding_tables_mb": sum(t["total_mb"] for t in inputs.table_memory.values()),
+        "vocabulary_rows": sum(t["rows"] for t in tables),
+        "embedding_tables_mb": sum(t["total_mb"] for t in tables),
+        "embedding_parameters_mb": sum(t["parameters_mb"] for t in tables),
         **extra}))
 
 
@@ -119,7 +125,7 @@ def compute_bound_rate(trainer, examples, steps=10):
     return steps * trainer.model_config.batch_size / (time.perf_counter() - start)
 
 
-def _config_for(config, component, batch_size, epochs):
+def _config_for(config, batch_size, epochs):
     """The measured config: `config` at `batch_size`, one pruning round / `epochs` MTL passes,
     a validation check at the end of each pass."""
     stopping = dataclasses.replace(config.mtl.stopping, max_epochs=epochs, every_steps=0,
@@ -131,23 +137,26 @@ def _config_for(config, component, batch_size, epochs):
         ticket=dataclasses.replace(config.ticket, rounds=1, stopping=ticket_stopping))
 
 
-def measure_one(run, config, component, rows, batch_size, epochs, work):
-    """One measurement in a child process; its JSON result."""
-    from modules.ticket_search import start_prefix
-    examples, _ = scaled_examples(run, rows, work)
-    out = os.path.join(work, "scale-search", f"{rows}-{batch_size}")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    spec = {"component": component, "examples": examples, "transform_graph": run.transform_graph,
-            "masks": run.masks, "start": start_prefix(run.masks), "out": out,
-            "config": _config_for(config, component, batch_size, epochs).to_json()}
-    common.log(f"{component}: {rows:,} rows, batch {batch_size}")
+def measure_one(outputs, day, config, component, batch_size, epochs, tickets):
+    """One measurement in a child process on a day's Transform `outputs`; its JSON result.
+    TicketSearch writes its masks to `tickets`, MTL reads them from there."""
+    if component == "TicketSearch":
+        shutil.rmtree(tickets, ignore_errors=True)
+        os.makedirs(tickets)
+    elif not os.path.exists(os.path.join(tickets, "ticket_report.json")):
+        raise ValueError("the plan's MTL measurements need a TicketSearch measurement first")
+    transform = outputs["Transform"]
+    spec = {"component": component, "day": day,
+            "examples": transform["transformed_examples"][0].uri,
+            "transform_graph": transform["transform_graph"][0].uri, "masks": tickets,
+            "out": tickets, "config": _config_for(config, batch_size, epochs).to_json()}
+    common.log(f"{component}: {day} day, batch {batch_size}")
     machine_start, wall_start = common.machine_busy_cpu_s(), time.perf_counter()
     own_start = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", json.dumps(spec)],
                             cwd=common.REPO, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"{component} at {rows} rows failed:\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"{component} on the {day} day failed:\n{result.stderr[-4000:]}")
     own_end, machine_end = resource.getrusage(resource.RUSAGE_CHILDREN), common.machine_busy_cpu_s()
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     measured["other_processes_cpu_share"] = common.other_cpu_share(
@@ -160,53 +169,73 @@ def measure_one(run, config, component, rows, batch_size, epochs, work):
 
 def _plan(args):
     if args.plan:
-        return [(c, int(r), int(b)) for c, r, b in
+        return [(c, day, int(b)) for c, day, b in
                 (item.split(",") for item in args.plan.split(";"))]
     if args.quick:
-        rows = common.QUICK_ROWS
-        return [("MTLTrainer", rows, 64), ("MTLTrainer", 4 * rows, 64),
-                ("TicketSearch", 2 * rows, 64)]
+        return [("TicketSearch", "large", 64), ("MTLTrainer", "base", 64),
+                ("MTLTrainer", "large", 64)]
     return list(PLAN)
 
 
+def memory_ratios(mtl):
+    """How the MTL peak RSS of the largest day compares with the smallest day's plus the growth
+    of the embedding tables (their budget: parameters, Adam slots, host snapshots)."""
+    at_batch = [r for r in mtl if r["batch_size"] == max(x["batch_size"] for x in mtl)]
+    smallest = min(at_batch, key=lambda r: r["rows"])
+    largest = max(at_batch, key=lambda r: r["rows"])
+    growth = largest["embedding_tables_mb"] - smallest["embedding_tables_mb"]
+    return {
+        "mtl_rows_largest_over_smallest": largest["rows"] / smallest["rows"],
+        "mtl_peak_rss_largest_over_smallest": largest["peak_rss_mb"] / smallest["peak_rss_mb"],
+        "mtl_embedding_tables_growth_mb": growth,
+        "mtl_peak_rss_largest_over_smallest_plus_table_growth":
+            largest["peak_rss_mb"] / (smallest["peak_rss_mb"] + growth),
+        "mtl_examples_per_s_largest_over_smallest":
+            largest["examples_per_s"] / smallest["examples_per_s"],
+        "mtl_streaming_over_compute_bound": {
+            f"{r['day']}@{r['batch_size']}": r["examples_per_s"] / r["compute_bound_examples_per_s"]
+            for r in mtl}}
+
+
 def measure(args):
-    if args.quick or args.config:
+    if args.quick:
         config = common.load_config(args)
+        sizes = {"base": common.QUICK_ROWS, "large": 2 * common.QUICK_ROWS}
     else:
         from modules.config import Config
-        config = Config.load(LARGE_DATA_CONFIG, {"data": {"synthetic_rows": args.base_rows}})
-    run = common.ensure_run(args, config)
-    runs = [measure_one(run, config, c, rows, batch, args.epochs, args.work)
-            for c, rows, batch in _plan(args)]
+        config = Config.load(args.config or LARGE_DATA_CONFIG)
+        sizes = {"base": args.base_rows, "large": args.large_rows}
+    plan = _plan(args)
+    days = {day: transformed_day(args, config, sizes[day]) for day in sorted({d for _, d, _ in plan})}
+    tickets = os.path.join(os.path.abspath(args.work), "scale-tickets")
+    runs = [measure_one(days[day][1], day, config, component, batch, args.epochs, tickets)
+            for component, day, batch in plan]
     mtl = [r for r in runs if r["component"] == "MTLTrainer"]
-    at_batch = [r for r in mtl if r["batch_size"] == max(x["batch_size"] for x in mtl)]
-    smallest, largest = min(at_batch, key=lambda r: r["rows"]), max(at_batch,
-                                                                   key=lambda r: r["rows"])
-    return {"run_root": run.root, "config": json.loads(config.to_json(
-        ("input", "model", "vocab"))), "epochs": args.epochs, "runs": runs,
-        "ratios": {
-            "mtl_peak_rss_largest_over_smallest": largest["peak_rss_mb"] / smallest["peak_rss_mb"],
-            "mtl_rows_largest_over_smallest": largest["rows"] / smallest["rows"],
-            "mtl_examples_per_s_largest_over_smallest":
-                largest["examples_per_s"] / smallest["examples_per_s"],
-            "mtl_streaming_over_compute_bound": {
-                str(r["batch_size"]): r["examples_per_s"] / r["compute_bound_examples_per_s"]
-                for r in mtl if r["rows"] == smallest["rows"]}}}
+    return {"run_roots": {day: root for day, (root, _) in days.items()},
+            "raw_rows": {day: sizes[day] for day in days},
+            "config": json.loads(config.to_json(("input", "model", "vocab"))),
+            "epochs": args.epochs, "runs": runs, "ratios": memory_ratios(mtl) if mtl else {}}
 
 
 def render(result):
-    rows = [(r["component"], f"{r['rows']:,}", r["batch_size"], common.fmt(r["peak_rss_mb"], 0),
-             common.fmt(r["examples_per_s"], 0),
+    rows = [(r["component"], r["day"], f"{r['rows']:,}", f"{r['vocabulary_rows']:,}",
+             r["batch_size"], common.fmt(r["peak_rss_mb"], 0),
+             common.fmt(r["embedding_tables_mb"], 0), common.fmt(r["examples_per_s"], 0),
              common.fmt(r.get("compute_bound_examples_per_s"), 0), common.fmt(r["train_s"], 0),
              common.fmt(r["other_processes_cpu_share"], 2))
             for r in result["runs"]]
+    lines = [common.table(["component", "day", "distinct train rows", "vocabulary rows", "batch",
+                           "peak RSS MB", "tables MB (budget)", "examples/s",
+                           "compute-bound ex/s", "train s", "other CPU share"], rows)]
     ratios = result["ratios"]
-    return "\n".join([
-        common.table(["component", "rows", "batch", "peak RSS MB", "examples/s",
-                      "compute-bound ex/s", "train s", "other CPU share"], rows),
-        f"MTL peak RSS ratio (largest/smallest rows, {ratios['mtl_rows_largest_over_smallest']:.1f}x"
-        f" rows): {ratios['mtl_peak_rss_largest_over_smallest']:.3f}",
-        f"MTL streaming / compute-bound rate: {ratios['mtl_streaming_over_compute_bound']}"])
+    if ratios:
+        lines += [
+            f"MTL peak RSS, largest / smallest day ({ratios['mtl_rows_largest_over_smallest']:.1f}x"
+            f" rows): {ratios['mtl_peak_rss_largest_over_smallest']:.3f}; / (smallest + "
+            f"{ratios['mtl_embedding_tables_growth_mb']:,.0f} MB table growth): "
+            f"{ratios['mtl_peak_rss_largest_over_smallest_plus_table_growth']:.3f}",
+            f"MTL streaming / compute-bound rate: {ratios['mtl_streaming_over_compute_bound']}"]
+    return "\n".join(lines)
 
 
 def main(argv=None):

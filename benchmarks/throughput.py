@@ -97,7 +97,7 @@ def steady_state(inputs, config, batch_size, task_masks, tasks, repeats, min_exa
 def search_end_to_end(inputs, config, batch_size, repeats):
     """Every task's whole search (as the TicketSearch component runs it) at `batch_size`."""
     from modules import ticket_search
-    from modules.training import snapshot
+    from modules.training import restore, snapshot
     ticket = config.ticket
     walls, per_task, rates = [], {}, []
     with common.PeakMemory() as peak:
@@ -107,8 +107,9 @@ def search_end_to_end(inputs, config, batch_size, repeats):
             start, trained = time.perf_counter(), 0.0
             for task in config.ticket_tasks():
                 task_start = time.perf_counter()
-                rounds = ticket_search.search_task(trainer, task, inputs, ticket, theta0,
-                                                   config.model.seed + repeat)
+                rounds = ticket_search.search_task(
+                    trainer, task, inputs, ticket, lambda: restore(trainer.network, theta0),
+                    config.model.seed + repeat)
                 trained += sum(r.epochs_trained for r in rounds) * inputs.train.num_rows
                 per_task.setdefault(task, []).append(time.perf_counter() - task_start)
             walls.append(time.perf_counter() - start)

@@ -8,6 +8,7 @@ best weights; its metric is that validation AUC, so choosing a round never reads
 eval AUC of each round is recorded for the report only.
 """
 import dataclasses
+import functools
 import json
 import os
 from typing import List
@@ -18,7 +19,7 @@ import tensorflow as tf
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
 from modules import plots, pruning
-from modules.training import MaskedTrainer, restore, snapshot
+from modules.training import MaskedTrainer
 
 # Layout of a TaskMasks artifact besides the masks (`masks_lib`).
 THETA0_DIR = "theta0"
@@ -56,8 +57,6 @@ class RoundResult:
     eval_metric: float = None          # eval AUC: reported only
     epochs_trained: float = None
     masks: list = dataclasses.field(repr=False, default=None)
-    # The round's trained weights (a `training.snapshot`), kept only while it is the chosen one.
-    weights: list = dataclasses.field(repr=False, default=None)
 
     def to_json(self):
         """JSON-able record (without the mask arrays)."""
@@ -68,7 +67,8 @@ class RoundResult:
 
 
 def rewind_point(trainer, train, tasks, steps, seed):
-    """The weights after `steps` batches of dense multi-task training from the current weights.
+    """Train the network to the rewind point: `steps` batches of dense multi-task training from
+    the current weights.
 
     Every task in `tasks` steps on every batch through all-ones masks, from zeroed optimizers.
     Used for late rewinding (`ticket.rewind_step`): one point for every task's search and MTL.
@@ -78,15 +78,17 @@ def rewind_point(trainer, train, tasks, steps, seed):
                                                    trainer.network.prunable_weights()]))
     trainer.reset_optimizers()
     trainer.train_steps(train, lambda _: list(tasks), steps, seed)
-    return snapshot(trainer.network)
 
 
-def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None):
-    """Run the rounds for `task` from the weights `start`; returns [RoundResult] (dense first).
+def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None,
+                on_chosen=None):
+    """Run the rounds for `task`; returns [RoundResult] (dense first).
 
-    The round `select_round` chooses keeps its trained weights (`RoundResult.weights`): each new
-    round is sparser than every earlier one, so the choice after each round is either the earlier
-    choice or the new round, and one snapshot is enough.
+    `start()` puts the starting weights (θ0 or the rewind point) back before each round.
+    `on_chosen()`, if given, is called while the network holds the trained weights of the round
+    `select_round` chooses so far: each new round is sparser than every earlier one, so the
+    choice after each round is either the earlier choice or the new round (`run_search` writes
+    them to the task's ticket checkpoint there, so no copy of them is held in memory).
     """
     network = trainer.network
     kernels = network.prunable_weights()
@@ -97,7 +99,7 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None)
         if round_index > 0:
             keep = pruning.target_count(total, ticket_config.keep_per_round, round_index)
             masks = pruning.prune_global([k.numpy() for k in kernels], masks, keep)
-        restore(network, start)
+        start()
         trainer.set_masks(task, masks)
         trainer.reset_optimizers()
         writer = tf.summary.create_file_writer(f"{log_dir}/{task}/round_{round_index}") \
@@ -125,10 +127,8 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None)
             density=pruning.density(masks), layer_density=[float(m.mean()) for m in masks],
             metric=fit.validation_auc[task], eval_metric=eval_metric,
             epochs_trained=fit.epochs_trained[task], masks=[m.copy() for m in masks]))
-        if _choice(results, ticket_config) is results[-1]:
-            for earlier in results[:-1]:
-                earlier.weights = None
-            results[-1].weights = snapshot(network)
+        if on_chosen and _choice(results, ticket_config) is results[-1]:
+            on_chosen()
     return results
 
 
@@ -171,11 +171,12 @@ def run_search(inputs, config, out_uri, log_dir=None):
     checkpoint = tf.train.Checkpoint(network=network)
     checkpoint.write(theta0_prefix(out_uri))
     trainer = MaskedTrainer(network, inputs.strategy, config)
-    start = snapshot(network)
     if config.ticket.rewind_step:
-        start = rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step,
-                                           config.model.seed)
+        rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step, config.model.seed)
         checkpoint.write(os.path.join(out_uri, REWIND_DIR, "ckpt"))
+
+    def start():             # read back from disk each round: no copy held in memory
+        checkpoint.read(start_prefix(out_uri)).assert_existing_objects_matched()
     report = {"prunable_total": int(sum(int(tf.size(k)) for k in network.prunable_weights())),
               "prunable_layers": [list(k.shape) for k in network.prunable_weights()],
               "keep_per_round": config.ticket.keep_per_round, "seed": config.model.seed,
@@ -183,14 +184,13 @@ def run_search(inputs, config, out_uri, log_dir=None):
               "tasks": {}}
     chosen_masks = {}
     for task in tasks:
-        results = search_task(trainer, task, inputs, config.ticket, start,
-                                            config.model.seed, log_dir)
+        results = search_task(trainer, task, inputs, config.ticket, start, config.model.seed,
+                              log_dir, on_chosen=functools.partial(checkpoint.write,
+                                                          ticket_prefix(out_uri, task)))
         chosen = select_round(results, config.ticket.min_density,
                                             config.ticket.max_density,
                                             config.ticket.selection_tolerance)
         chosen_masks[task] = chosen.masks
-        restore(network, chosen.weights)
-        checkpoint.write(ticket_prefix(out_uri, task))
         report["tasks"][task] = {
             "metric_name": _metric_name(config.spec.task(task)),
             "selected_on": "validation", "rounds": [r.to_json() for r in results],

@@ -38,6 +38,31 @@ def restore(network, values):
         var.assign(value)
 
 
+class HeldWeights:
+    """One copy of every network variable, held in TensorFlow variables beside the network:
+    `hold` overwrites the copy in place and `put_back` assigns it to the network, so keeping a
+    best check costs one copy of the parameters and no temporary host copies (`snapshot` makes
+    numpy copies, for tests and benchmarks)."""
+
+    def __init__(self, network):
+        self.network = network
+        self.copies = None
+
+    def hold(self):
+        """Copy the network's current values into the held copy."""
+        if self.copies is None:
+            self.copies = [tf.Variable(v.read_value(), trainable=False) for v in
+                           self.network.variables]
+        else:
+            for copy, var in zip(self.copies, self.network.variables):
+                copy.assign(var.read_value())
+
+    def put_back(self):
+        """Assign the held copy to the network."""
+        for var, copy in zip(self.network.variables, self.copies):
+            var.assign(copy.read_value())
+
+
 def improved(new, best, new_error, best_error, min_delta):
     """The one early-stopping rule, for stopping and for keeping: `new` beats `best` only by more
     than `min_delta` and by more than the two streamed AUCs' error bounds together."""
@@ -187,7 +212,7 @@ class MaskedTrainer:
         every = stopping.every_steps or per_epoch
         active, stale, taken = set(tasks), {t: 0 for t in tasks}, {t: 0 for t in tasks}
         best = {t: {"auc": -math.inf, "error": 0.0, "index": None, "own": None} for t in tasks}
-        kept = {"auc": -math.inf, "error": 0.0, "index": 0, "weights": None}
+        kept = {"auc": -math.inf, "error": 0.0, "index": 0, "weights": HeldWeights(self.network)}
         own = self.own_parameters(tasks) if len(tasks) > 1 else {}
         checks = []
         index = 0
@@ -210,8 +235,8 @@ class MaskedTrainer:
             mean = float(np.mean([metrics[t]["auc"] for t in tasks]))
             error = float(np.mean([metrics[t]["auc_max_error"] or 0.0 for t in tasks]))
             if improved(mean, kept["auc"], error, kept["error"], stopping.min_delta):
-                kept.update(auc=mean, error=error, index=len(checks) - 1,
-                            weights=snapshot(self.network))
+                kept.update(auc=mean, error=error, index=len(checks) - 1)
+                kept["weights"].hold()
 
         for _, batch in self.batches(train, seed, stopping.max_epochs):
             stepping = [t for t in schedule(index) if t in active]
@@ -226,7 +251,7 @@ class MaskedTrainer:
                     break
         if not checks or checks[-1]["step"] != index:
             check()
-        restore(self.network, kept["weights"])
+        kept["weights"].put_back()
         report = FitReport(
             checks=checks, best_check=kept["index"],
             validation_auc=dict(checks[kept["index"]]["validation_auc"]),
@@ -244,7 +269,7 @@ class MaskedTrainer:
                 report.kept = "per_task"
                 report.validation_auc = {t: metrics[t]["auc"] for t in tasks}
             else:
-                restore(self.network, kept["weights"])
+                kept["weights"].put_back()
         return report
 
     def own_parameters(self, tasks):

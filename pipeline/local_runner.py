@@ -19,6 +19,7 @@ if __name__ == "__main__" and sys.path and os.path.realpath(sys.path[0]) == os.p
     sys.path[0] = os.path.dirname(sys.path[0])
 
 from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline import mlmd
 from modules.config import Config
@@ -102,8 +103,9 @@ class LocalRunner(tfx.orchestration.LocalDagRunner):
 
 
 def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None,
-        schema_path=SCHEMA_PATH):
-    """Run the whole pipeline on `data_root`; returns {node: {output: [artifact]}} from MLMD."""
+        schema_path=SCHEMA_PATH, until=None):
+    """Run the pipeline on `data_root` (the whole of it, or with `until` a node id only that node
+    and what it needs, e.g. "Transform"); returns {node: {output: [artifact]}} from MLMD."""
     config = config or Config()
     layout = RunLayout(root)
     os.makedirs(layout.root, exist_ok=True)
@@ -113,7 +115,8 @@ def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,
         beam_pipeline_args=local_beam_args(beam_pipeline_args if beam_pipeline_args is not None
                                            else config.beam_pipeline_args),
-        schema_path=schema_snapshot(layout, schema_path)))
+        schema_path=schema_snapshot(layout, schema_path)),
+        run_options=tfx_pipeline.RunOptions(to_nodes=[until]) if until else None)
     return mlmd.latest_outputs(layout.connection(), config.pipeline_name)
 
 

@@ -9,6 +9,7 @@ from tfx.utils import io_utils
 
 from components.atomic_pusher.component import AtomicPusher
 from components.baseline_model.component import BaselineModel
+from components.evaluator.component import Evaluator
 from components.mtl_trainer.component import MTLTrainer
 from components.split_example_gen.component import SplitExampleGen
 from components.split_example_gen.executor import split_options
@@ -116,7 +117,7 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
         schema=schema_gen.outputs["schema"], masks=ticket_search.outputs["masks"],
         config_json=config.to_json(TRAINER_SECTIONS), code_fingerprint=code)
     baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline_model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config),

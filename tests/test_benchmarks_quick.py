@@ -4,7 +4,6 @@ One tiny pipeline run (made by `benchmarks.pipeline_time --quick`) is shared by 
 through `--root`. The scripts run in this process (one TensorFlow import); `python -m benchmarks.<name> --help` checks
 each command line entry point.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -83,19 +82,29 @@ def test_scaling_exponents_and_labelled_extrapolation():
     assert pipeline_time.extrapolate(sizes, 100_000) is None     # measured: no extrapolation
 
 
-def test_scale_measures_each_trainer_in_its_own_process(root, work):
-    result = _run(scale, work, "--root", root)
+def test_scale_measures_each_trainer_on_distinct_rows_in_its_own_process(work):
+    result = _run(scale, work)
     runs = result["runs"]
-    assert [(r["component"], r["batch_size"]) for r in runs] == [
-        ("MTLTrainer", 64), ("MTLTrainer", 64), ("TicketSearch", 64)]
-    planned = [rows for _, rows, _ in scale._plan(argparse.Namespace(plan=None, quick=True))]
-    assert all(r["rows"] >= rows for r, rows in zip(runs, planned))     # shards repeated
-    assert runs[1]["rows"] > runs[0]["rows"]
+    assert [(r["component"], r["day"], r["batch_size"]) for r in runs] == [
+        ("TicketSearch", "large", 64), ("MTLTrainer", "base", 64), ("MTLTrainer", "large", 64)]
+    assert result["raw_rows"] == {"base": common.QUICK_ROWS, "large": 2 * common.QUICK_ROWS}
+    search, base, large = runs
+    assert search["rows"] == large["rows"] > base["rows"]          # each day's own train split
+    assert all(r["distinct_rows"] == r["rows"] for r in runs)
+    assert large["vocabulary_rows"] > base["vocabulary_rows"]        # the tables grow with the day
+    assert large["embedding_tables_mb"] > base["embedding_tables_mb"]
+    for root in result["run_roots"].values():                      # up to Transform only
+        assert os.path.isdir(os.path.join(root, "pipeline", "Transform"))
+        assert not os.path.exists(os.path.join(root, "pipeline", "TicketSearch"))
     for r in runs:
         assert _positive(r["peak_rss_mb"]) and _positive(r["examples_per_s"]), r
-        assert r["passes"] > 0 and _positive(r["embedding_tables_mb"])
-    assert result["ratios"]["mtl_rows_largest_over_smallest"] == pytest.approx(
-        runs[1]["rows"] / runs[0]["rows"])
+        assert r["passes"] > 0
+    ratios = result["ratios"]
+    assert ratios["mtl_rows_largest_over_smallest"] == pytest.approx(large["rows"] / base["rows"])
+    growth = large["embedding_tables_mb"] - base["embedding_tables_mb"]
+    assert ratios["mtl_embedding_tables_growth_mb"] == pytest.approx(growth)
+    assert ratios["mtl_peak_rss_largest_over_smallest_plus_table_growth"] == pytest.approx(
+        large["peak_rss_mb"] / (base["peak_rss_mb"] + growth))
 
 
 def test_throughput(root, work):

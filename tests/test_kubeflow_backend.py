@@ -1,10 +1,10 @@
 """The compiled Kubeflow spec, run end to end through the open-source backend's emulation, twice,
 with a third task beside the LT4REC two (N tasks need nothing Kubeflow-specific).
 
-Run 1 trains, blesses (its baseline is the candidate itself) and pushes; new files then land under
-the same data root; run 2 (caching on, as compiled) re-reads the examples, is gated against
-run 1's pushed model and pushes a second version. Then the same harness shows why the repairs
-are needed: TFX's own entrypoint fails on what the backend sends.
+Run 1 trains, blesses (its baseline is the candidate itself: evaluated once) and pushes; new
+files then land under the same data root; run 2 (caching on, as compiled) re-reads the examples,
+is gated against run 1's pushed model and pushes a second version. Then the same harness shows
+why the repairs are needed: TFX's own entrypoint fails on what the backend sends.
 """
 import copy
 import glob
@@ -72,11 +72,14 @@ def _outputs(run, task):
     return run[task]["outputs"]
 
 
-def test_first_run_is_blessed_against_itself_and_pushed(runs):
+def test_first_run_evaluates_the_candidate_once_blesses_and_pushes_it(runs):
     first = runs["first"]
     assert {r["state"] for r in first.values()} == {"COMPLETE"}
     baseline = _outputs(first, "BaselineModel")["baseline_model"]
     assert baseline["metadata"][IS_CANDIDATE] == 1
+    evaluation = _outputs(first, "Evaluator")["evaluation"]["uri"]
+    keys = [kv.key for m in tfma.load_metrics(evaluation) for kv in m.metric_keys_and_values]
+    assert keys and {k.model_name for k in keys} == {""}       # the candidate alone
     assert _outputs(first, "Evaluator")["blessing"]["metadata"]["blessed"] == 1
     assert _outputs(first, "AtomicPusher")["pushed_model"]["metadata"]["pushed"] == 1
     assert len(runs["first_versions"]) == 1

@@ -51,6 +51,19 @@ def test_model_is_blessed_and_pushed_atomically(run):
     assert [n for n in os.listdir(run["layout"].serving_dir)] == [os.path.basename(pushed)]
 
 
+def test_a_first_run_evaluates_the_candidate_once_gated_by_the_bounds_alone(run):
+    baseline = run["outputs"]["BaselineModel"]["baseline_model"][0]
+    assert baseline.custom_properties[IS_CANDIDATE].int_value == 1     # nothing pushed before
+    evaluation = run["outputs"]["Evaluator"]["evaluation"][0]
+    assert _execution_inputs(run["layout"], evaluation).get("baseline_model") == [baseline.id]
+    keys = [kv.key for m in tfma.load_metrics(evaluation.uri) for kv in m.metric_keys_and_values]
+    assert keys and {k.model_name for k in keys} == {""}              # one model evaluated
+    assert not any(k.is_diff for k in keys)
+    blessing = run["outputs"]["Evaluator"]["blessing"][0]
+    assert blessing.custom_properties["blessed"].int_value == 1
+    assert "baseline_model_uri" not in blessing.custom_properties
+
+
 def test_summary_json_has_the_documented_keys(run):
     on_disk = json.loads(open(run["layout"].summary_path).read())
     for task in ("ctr", "cvr"):

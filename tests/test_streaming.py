@@ -150,19 +150,6 @@ def sizes(**rows):
     return {group: rows.get(group, 1000) for group in Config().spec.vocabulary_groups()}
 
 
-def test_table_memory_counts_parameters_adam_slots_and_snapshots():
-    config = Config.from_dict({"model": {"embedding_dim": 16, "linear_term": True}})
-    tables = memory.table_memory(sizes(FEA_VID=2**20), config, ("ctr", "cvr"))
-    vid = tables["FEA_VID"]                       # FEA_VID and FEA_SVID share the table
-    embedding_mb, linear_mb = 2**20 * 16 * 4 / 2**20, 2**20 * 2 * 2 * 4 / 2**20
-    assert vid["rows"] == 2**20
-    assert vid["parameters_mb"] == pytest.approx(embedding_mb + linear_mb)
-    assert vid["adam_slots_mb"] == pytest.approx(2 * 2 * embedding_mb + 2 * linear_mb)
-    assert vid["snapshots_mb"] == pytest.approx(3 * vid["parameters_mb"])
-    assert vid["total_mb"] == pytest.approx(
-        vid["parameters_mb"] + vid["adam_slots_mb"] + vid["snapshots_mb"])
-
-
 def test_tables_over_the_memory_budget_are_refused_naming_the_group():
     config = Config.from_dict({"model": {"table_memory_budget_mb": 4096}})
     logged = []

@@ -214,7 +214,7 @@ def test_select_round_prefers_best_metric_then_sparser():
 
 
 def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
-    """rewind_point(k) = step k of dense multi-task training from θ0 (all-ones masks, zeroed
+    """rewind_point(k) leaves the weights of step k of dense multi-task training from θ0 (all-ones masks, zeroed
     optimizers), within the first pass and across a pass boundary."""
     # Without dropout: the two runs below draw different dropout masks from the same layers.
     config = search_config(model={"dropout": 0.0, "log_every_steps": 1})
@@ -227,8 +227,8 @@ def test_rewind_point_is_the_weights_after_exactly_k_steps(inputs):
         restore(network, theta0)
         for task in features.TASKS:                     # rewind_point must put all-ones masks back
             trainer.set_masks(task, sparse)
-        points[k] = ticket_search.rewind_point(trainer, inputs.train, features.TASKS, k,
-                                               config.model.seed)
+        ticket_search.rewind_point(trainer, inputs.train, features.TASKS, k, config.model.seed)
+        points[k] = snapshot(network)
     restore(network, theta0)
     for task in features.TASKS:
         trainer.set_masks(task, ones)
