@@ -99,6 +99,11 @@ def test_scale_measures_each_trainer_on_distinct_rows_in_its_own_process(work):
     for r in runs:
         assert _positive(r["peak_rss_mb"]) and _positive(r["examples_per_s"]), r
         assert r["passes"] > 0
+    for r in (base, large):
+        parts = ("compute_bound", "held_distinct_batches", "input_only", "serial_estimate")
+        assert all(_positive(r[f"{part}_examples_per_s"]) for part in parts), r
+        assert r["serial_estimate_examples_per_s"] < min(r["held_distinct_batches_examples_per_s"],
+                                                         r["input_only_examples_per_s"])
     ratios = result["ratios"]
     assert ratios["mtl_rows_largest_over_smallest"] == pytest.approx(large["rows"] / base["rows"])
     growth = large["embedding_tables_mb"] - base["embedding_tables_mb"]
