@@ -1,8 +1,9 @@
 """What the embedding tables cost in training memory, and the budget that refuses oversized ones."""
 FLOAT_BYTES = 4
 MB = 1 << 20
-# Temporaries of a network's random initialisation, in copies of its parameters (measured).
-INITIALISATION_COPIES = 2
+# Whole copies of the parameters beside them at a trainer's peak: its best check, held, and up to
+# two in temporaries (a network's random initialisation, restoring a checkpoint or a held check).
+COPIES = 3
 
 
 class MemoryBudgetError(ValueError):
@@ -10,18 +11,16 @@ class MemoryBudgetError(ValueError):
 
 
 def table_memory(vocab_sizes, config, tasks):
-    """{table: {"rows", "parameters_mb", "adam_slots_mb", "copies_mb", "initialisation_mb",
-    "total_mb"}}: what a trainer holds for the table at its peak.
+    """{table: {"rows", "parameters_mb", "adam_slots_mb", "copies_mb", "total_mb"}}: what a
+    trainer holds for the table at its peak.
 
     A table (a vocabulary group of the spec, or a bucketised numeric feature) has its embedding
     (rows x its embedding_dim) and, with `model.linear_term`, one linear table (rows x 1) per
     member feature and task. Each task's Adam keeps two slots of every table it steps (the
     shared embedding: every task; a linear table: its own task only). Beside them a trainer
-    holds whole copies of the parameters: TicketSearch one (its best check; θ0, the rewind point
-    and the chosen rounds are read from and written to disk), MTL one while it trains (its best
-    check) and then up to one per task (the ticket networks its negative-transfer guard compares
-    with, kept for a task served from its ticket). Building a network draws each table's random
-    initial values in temporaries: two more copies at that moment. The peak memory test
+    holds `COPIES` whole copies of the parameters: its best check (TicketSearch reads θ0 and the
+    rewind point from disk and writes each chosen round there; MTL drops its optimizers before
+    its negative-transfer guard loads the ticket networks) and temporaries. The peak memory test
     (`tests/test_memory_budget.py`) measures both trainers against this count.
     """
     members = {**config.spec.vocabulary_groups(),
@@ -35,8 +34,7 @@ def table_memory(vocab_sizes, config, tasks):
         parameters = embedding + linear
         slots = 2 * n_tasks * embedding + 2 * linear
         sizes = {"parameters_mb": parameters, "adam_slots_mb": slots,
-                 "copies_mb": max(1, n_tasks) * parameters,
-                 "initialisation_mb": INITIALISATION_COPIES * parameters}
+                 "copies_mb": COPIES * parameters}
         sizes = {name: count * FLOAT_BYTES / MB for name, count in sizes.items()}
         result[group] = {"rows": int(rows), **sizes, "total_mb": sum(sizes.values())}
     return result
@@ -51,8 +49,7 @@ def check_budget(vocab_sizes, config, tasks, log=None):
         for group, t in tables.items():
             log(f"embedding table {group}: {t['rows']:,} rows, {t['parameters_mb']:.1f} MB "
                 f"parameters + {t['adam_slots_mb']:.1f} MB Adam slots ({len(tasks)} tasks) + "
-                f"{t['copies_mb']:.1f} MB held copies + {t['initialisation_mb']:.1f} MB "
-                f"initialisation = {t['total_mb']:.1f} MB")
+                f"{t['copies_mb']:.1f} MB copies = {t['total_mb']:.1f} MB")
         log(f"embedding tables: {total:.1f} MB in all")
     budget = config.model.table_memory_budget_mb
     if budget and total > budget:

@@ -122,6 +122,17 @@ def evaluate(trainer, examples):
     return metrics(trainer, examples)["auc"]
 
 
+def train_and_guard(inputs, config, ticket_masks, start_prefix, ticket_prefixes, on_log=None):
+    """`train`, then drop the optimizers (training is over: their Adam slots, twice each table
+    per task, would otherwise sit beside the ticket networks the guard loads), then
+    `guard_negative_transfer`. Returns (network, trainer, masks used, FitReport, guard records)."""
+    network, trainer, task_masks, fit = train(inputs, config, ticket_masks, start_prefix,
+                                              on_log=on_log)
+    trainer.release_optimizers()
+    transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
+    return network, trainer, task_masks, fit, transfer
+
+
 def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir,
                      ticket_prefixes):
     """Train (early stopping on validation), guard against negative transfer (each task against
@@ -134,9 +145,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
             for task, loss in losses.items():
                 tf.summary.scalar(f"loss/{task}", loss)
 
-    network, trainer, task_masks, fit = train(inputs, config, ticket_masks, start,
-                                              on_log=on_log)
-    transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
+    network, trainer, task_masks, fit, transfer = train_and_guard(
+        inputs, config, ticket_masks, start, ticket_prefixes, on_log)
     validation = metrics(trainer, inputs.validation)
     evaluation = metrics(trainer, inputs.evaluation)
     references = trainer.metrics(inputs.evaluation, list(trainer.references)) \

@@ -15,6 +15,7 @@ every `model.log_every_steps` steps, so a step never waits for the host. Evaluat
 `fit` trains with early stopping on the validation examples: training never reads eval data.
 """
 import dataclasses
+import gc
 import itertools
 import math
 from typing import Dict, List
@@ -156,6 +157,13 @@ class MaskedTrainer:
                 self.optimizers[task] = optimizer
             for var in self.optimizers[task].variables:
                 var.assign(tf.zeros_like(var))
+
+    def release_optimizers(self):
+        """Drop every task's optimizer and step function, freeing their Adam slots (training is
+        over; `reset_optimizers` builds them again)."""
+        self.optimizers.clear()
+        self._steps.clear()
+        gc.collect()                    # traced step functions hold the slots in cycles
 
     def batches(self, examples, seed, epochs=None):
         """(epoch, distributed batch) over `epochs` passes (None: no end), each pass in the order

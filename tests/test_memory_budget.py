@@ -55,10 +55,8 @@ def child(trainer, rows, directory):
         ticket_search.run_search(inputs, config, directory)
     else:
         tickets = masks_lib.load(directory)
-        _, mtl_trainer, _, _ = mtl.train(inputs, config, tickets,
-                                         ticket_search.start_prefix(directory))
-        records = mtl.guard_negative_transfer(
-            mtl_trainer, inputs, config, tickets,
+        *_, records = mtl.train_and_guard(
+            inputs, config, tickets, ticket_search.start_prefix(directory),
             {task: ticket_search.ticket_prefix(directory, task) for task in tickets})
         served = {task: record["served_by"] for task, record in records.items()}
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
