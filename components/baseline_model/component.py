@@ -4,11 +4,12 @@ The pusher only publishes blessed models under `serving_dir/<version>/`, so the 
 there is the latest blessed (and served) model. This replaces TFX's `LatestBlessedModelStrategy`
 resolver, which the open-source Kubeflow Pipelines backend cannot run (it implements container
 and importer executors only), and gives local and Kubeflow runs the same baseline. Before the
-first push there is no baseline: the candidate itself is handed on, so the change threshold
-compares it with itself and only the absolute lower bounds gate. The same holds when the newest
-pushed model lacks an output or label the candidate has (a task added to the spec), recorded
-in the `baseline_skipped` property. Never served from a cache: its
-real input (the serving directory) is outside the artifact graph.
+first push there is no baseline: the candidate itself is handed on, marked
+`baseline_is_candidate`, and the Evaluator (`components/evaluator`) drops it, evaluating the
+candidate once under the absolute lower bounds only. The same holds when the newest pushed model
+lacks an output or label the candidate has (a task added to the spec), recorded in the
+`baseline_skipped` property. Never served from a cache: its real input (the serving directory)
+is outside the artifact graph.
 """
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
