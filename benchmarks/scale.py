@@ -7,7 +7,7 @@ large-data config (`pipeline/configs/large_data.yaml`) under `--work/scale-<rows
 measurement reads a day's own Transform output: its train split (no row repeated), its
 vocabularies, its validation split.
 
-Each measurement runs in a child process, so `peak_rss_mb` (the child's `ru_maxrss`) is that
+Each measurement runs in a child process, so `peak_rss_mb` (the child's `VmHWM`) is that
 trainer's alone: loading, streaming the epochs, validation checks, keeping the best weights.
 - TicketSearch on the large day first: `run_search` with one pruning round (dense round + one
   pruned round, one pass each, per task); `examples_per_s` counts every task's passes. Its masks
@@ -90,11 +90,13 @@ def child(spec):
         _, trainer, _, fit = mtl.train(inputs, config, masks_lib.load(spec["masks"]))
         seconds = time.perf_counter() - start
         passes = max(fit.epochs_trained.values())
+        peak = common.peak_rss_mb()                 # before the breakdown's reader allocates
         extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step,
                  **step_breakdown(trainer, inputs.train)}
     else:
         report = ticket_search.run_search(inputs, config, spec["out"])
         seconds = time.perf_counter() - start
+        peak = common.peak_rss_mb()
         passes = sum(r["epochs_trained"] for t in report["tasks"].values() for r in t["rounds"])
         extra = {"rounds_per_task": config.ticket.rounds + 1,
                  "chosen_density": {t: r["chosen_density"] for t, r in report["tasks"].items()}}
@@ -104,21 +106,21 @@ def child(spec):
         "distinct_rows": rows, "batch_size": config.model.batch_size,
         "passes": passes, "train_s": seconds, "load_s": load_s,
         "examples_per_s": rows * passes / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "vocabulary_rows": sum(t["rows"] for t in tables),
+        "peak_rss_mb": peak, "vocabulary_rows": sum(t["rows"] for t in tables),
         "embedding_tables_mb": sum(t["total_mb"] for t in tables),
         "embedding_parameters_mb": sum(t["parameters_mb"] for t in tables),
         **extra}))
 
 
-def step_breakdown(trainer, examples, held=20, streamed=100):
+def step_breakdown(trainer, examples, held=20, streamed_examples=400_000):
     """Where a streaming MTL step's time goes, as examples/s measured in this process (after
-    training, so every function is traced): `compute_bound` repeats the steps of one batch held
-    in memory; `held_distinct_batches` steps through `held` different batches held in memory
-    (the same work on varied ids, without the reader); `input_only` runs the streaming reader
-    alone for `streamed` batches (read, shuffle, parse). If the reader and the step shared the
-    cores with no overlap, streaming would run at 1 / (1 / held + 1 / input)
-    (`serial_estimate`)."""
+    training, so every function is traced; after its peak RSS is read, as the extra reader
+    allocates): `compute_bound` repeats the steps of one batch held in memory;
+    `held_distinct_batches` steps through `held` different batches held in memory (the same
+    work on varied ids, without the reader); `input_only` runs the streaming reader alone
+    (read, shuffle, parse) over `streamed_examples`, timed from its first batch (once the
+    shuffle buffer is full). If the reader and the step shared the cores with no overlap,
+    streaming would run at 1 / (1 / held + 1 / input) (`serial_estimate`)."""
     import itertools
     batch_size = trainer.model_config.batch_size
     tasks = list(trainer.tasks)
@@ -134,8 +136,10 @@ def step_breakdown(trainer, examples, held=20, streamed=100):
     rate(batches[:2], 2)                            # warm-up
     bound = rate([batches[0]] * held, held)
     distinct = rate(batches, len(batches))
+    reading = iter(examples.batches(batch_size, seed=8))
+    next(reading)                                   # fills the shuffle buffer
     start = time.perf_counter()
-    read = sum(1 for _ in itertools.islice(examples.batches(batch_size, seed=8), streamed))
+    read = sum(1 for _ in itertools.islice(reading, max(1, streamed_examples // batch_size)))
     reader = read * batch_size / (time.perf_counter() - start)
     return {"compute_bound_examples_per_s": bound,
             "held_distinct_batches_examples_per_s": distinct,
@@ -216,7 +220,12 @@ def ratios(mtl):
             for r in mtl},
         "mtl_streaming_over_serial_estimate": {
             f"{r['day']}@{r['batch_size']}":
-                r["examples_per_s"] / r["serial_estimate_examples_per_s"] for r in mtl}}
+                r["examples_per_s"] / r["serial_estimate_examples_per_s"] for r in mtl},
+        # Training wall time beyond the steps at the held-batch rate: what one pass pays once
+        # (filling the shuffle buffer before the first batch, tracing, the validation check).
+        "mtl_seconds_beyond_steps": {
+            f"{r['day']}@{r['batch_size']}": r["train_s"] - r["rows"] * r["passes"]
+            / r["held_distinct_batches_examples_per_s"] for r in mtl}}
 
 
 def measure(args):
@@ -254,11 +263,14 @@ def render(result):
     if same_run:
         lines += [
             f"MTL peak RSS, largest / smallest day "
-            f"({same_run['mtl_rows_largest_over_smallest']:.1f}x rows): {same_run['mtl_peak_rss_largest_over_smallest']:.3f}; / (smallest + "
+            f"({same_run['mtl_rows_largest_over_smallest']:.1f}x rows): "
+            f"{same_run['mtl_peak_rss_largest_over_smallest']:.3f}; / (smallest + "
             f"{same_run['mtl_embedding_tables_growth_mb']:,.0f} MB table growth): "
             f"{same_run['mtl_peak_rss_largest_over_smallest_plus_table_growth']:.3f}",
             f"MTL streaming / compute-bound rate: {same_run['mtl_streaming_over_compute_bound']}",
-            f"MTL streaming / serial estimate: {same_run['mtl_streaming_over_serial_estimate']}"]
+            f"MTL streaming / serial estimate: "
+            f"{same_run['mtl_streaming_over_serial_estimate']}",
+            f"MTL seconds beyond the steps: {same_run['mtl_seconds_beyond_steps']}"]
     return "\n".join(lines)
 
 

@@ -110,6 +110,10 @@ def test_scale_measures_each_trainer_on_distinct_rows_in_its_own_process(work):
     assert ratios["mtl_embedding_tables_growth_mb"] == pytest.approx(growth)
     assert ratios["mtl_peak_rss_largest_over_smallest_plus_table_growth"] == pytest.approx(
         large["peak_rss_mb"] / (base["peak_rss_mb"] + growth))
+    assert set(ratios["mtl_seconds_beyond_steps"]) == {"base@64", "large@64"}
+    steps_s = base["rows"] * base["passes"] / base["held_distinct_batches_examples_per_s"]
+    assert ratios["mtl_seconds_beyond_steps"]["base@64"] == pytest.approx(
+        base["train_s"] - steps_s)
 
 
 def test_throughput(root, work):

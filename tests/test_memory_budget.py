@@ -3,11 +3,11 @@ on toy data twice, with a small and with a 2M-row FEA_UID table; the growth of i
 memory is what the budget (`memory.table_memory`) must count for the larger table.
 
 Run as a script, this file is the child: `python tests/test_memory_budget.py search|mtl ROWS DIR`
-prints the child's peak RSS (TicketSearch writes its tickets to DIR, MTL reads them from there).
+prints the child's peak RSS (`VmHWM`: `ru_maxrss` would carry over the test process's) as JSON;
+TicketSearch writes its tickets to DIR, MTL reads them from there.
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +47,7 @@ def child_inputs(rows):
 
 def child(trainer, rows, directory):
     """One trainer as its executor runs it; prints {"peak_rss_mb", "served_by"} as JSON."""
+    from benchmarks import common
     from modules import masks as masks_lib
     from modules import mtl, ticket_search
     config, inputs = child_config(), child_inputs(rows)
@@ -59,7 +60,7 @@ def child(trainer, rows, directory):
             inputs, config, tickets, ticket_search.start_prefix(directory),
             {task: ticket_search.ticket_prefix(directory, task) for task in tickets})
         served = {task: record["served_by"] for task, record in records.items()}
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    print(json.dumps({"peak_rss_mb": common.peak_rss_mb(),
                       "served_by": served}))
 
 
