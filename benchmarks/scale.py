@@ -92,6 +92,7 @@ def child(spec):
         passes = max(fit.epochs_trained.values())
         peak = common.peak_rss_mb()                 # before the breakdown's reader allocates
         extra = {"validation_auc": fit.validation_auc, "steps": trainer.global_step,
+                 "fit_seconds": fit.seconds,
                  **step_breakdown(trainer, inputs.train)}
     else:
         report = ticket_search.run_search(inputs, config, spec["out"])
@@ -225,7 +226,17 @@ def ratios(mtl):
         # (filling the shuffle buffer before the first batch, tracing, the validation check).
         "mtl_seconds_beyond_steps": {
             f"{r['day']}@{r['batch_size']}": r["train_s"] - r["rows"] * r["passes"]
-            / r["held_distinct_batches_examples_per_s"] for r in mtl}}
+            / r["held_distinct_batches_examples_per_s"] for r in mtl},
+        # Where training's wall time went, measured inside fit (`FitReport.seconds`; the rest
+        # is building the model and the guard), and the rate of the streaming steps alone.
+        "mtl_phase_seconds": {
+            f"{r['day']}@{r['batch_size']}": {
+                **r["fit_seconds"], "outside_fit": r["train_s"] - sum(r["fit_seconds"].values())}
+            for r in mtl if "fit_seconds" in r},
+        "mtl_streaming_steps_over_compute_bound": {
+            f"{r['day']}@{r['batch_size']}": (r["steps"] - 1) * r["batch_size"]
+            / r["fit_seconds"]["steps"] / r["compute_bound_examples_per_s"]
+            for r in mtl if "fit_seconds" in r}}
 
 
 def measure(args):

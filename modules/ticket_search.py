@@ -56,6 +56,7 @@ class RoundResult:
     metric: float                      # validation AUC: what selection reads
     eval_metric: float = None          # eval AUC: reported only
     epochs_trained: float = None
+    seconds: dict = None               # the fit's wall time per phase (`FitReport.seconds`)
     masks: list = dataclasses.field(repr=False, default=None)
 
     def to_json(self):
@@ -63,7 +64,7 @@ class RoundResult:
         return {"round": self.round, "kept": self.kept, "density": self.density,
                 "layer_density": self.layer_density, "metric": self.metric,
                 "validation_auc": self.metric, "eval_auc": self.eval_metric,
-                "epochs_trained": self.epochs_trained}
+                "epochs_trained": self.epochs_trained, "seconds": self.seconds}
 
 
 def rewind_point(trainer, train, tasks, steps, seed):
@@ -126,7 +127,8 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None,
             round=round_index, kept=int(sum(m.sum() for m in masks)),
             density=pruning.density(masks), layer_density=[float(m.mean()) for m in masks],
             metric=fit.validation_auc[task], eval_metric=eval_metric,
-            epochs_trained=fit.epochs_trained[task], masks=[m.copy() for m in masks]))
+            epochs_trained=fit.epochs_trained[task], seconds=fit.seconds,
+            masks=[m.copy() for m in masks]))
         if on_chosen and _choice(results, ticket_config) is results[-1]:
             on_chosen()
     return results

@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import itertools
 import math
+import time
 from typing import Dict, List
 
 import numpy as np
@@ -83,10 +84,43 @@ class FitReport:
     # "best_check" (the shared weights of `best_check`, everything included) or "per_task" (that,
     # with each task's own parameters from its `task_best_check`), whichever validation preferred.
     kept: str = "best_check"
+    # Where the fit's wall time went (`PhaseClock`): waiting for input (a pass's first batch
+    # fills the shuffle buffer), first steps (tracing), the other steps, validation checks.
+    seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self):
         """JSON-able record."""
         return dataclasses.asdict(self)
+
+
+class PhaseClock:
+    """Wall seconds per phase of a fit. Steps run synchronously (TF's default eager mode), so a
+    step's time is its compute; the reader's threads run beside it and count only while the
+    loop waits for them."""
+
+    def __init__(self):
+        self.seconds = {"input_wait": 0.0, "first_steps": 0.0, "steps": 0.0, "checks": 0.0}
+        self._traced = set()
+
+    def timed(self, phase, fn, *args):
+        """`fn(*args)`, its wall time added to `phase`."""
+        start = time.perf_counter()
+        result = fn(*args)
+        self.seconds[phase] += time.perf_counter() - start
+        return result
+
+    def step_phase(self, tasks):
+        """"first_steps" the first time these tasks step together (the step traces), else
+        "steps"."""
+        key = tuple(tasks)
+        if key in self._traced:
+            return "steps"
+        self._traced.add(key)
+        return "first_steps"
+
+    def report(self):
+        """{phase: seconds}, rounded."""
+        return {phase: round(value, 3) for phase, value in self.seconds.items()}
 
 
 class OwnParameters:
@@ -224,6 +258,7 @@ class MaskedTrainer:
         own = self.own_parameters(tasks) if len(tasks) > 1 else {}
         checks = []
         index = 0
+        clock = PhaseClock()
 
         def check():
             metrics = self.auc_metrics(validation, tasks)
@@ -246,26 +281,30 @@ class MaskedTrainer:
                 kept.update(auc=mean, error=error, index=len(checks) - 1)
                 kept["weights"].hold()
 
-        for _, batch in self.batches(train, seed, stopping.max_epochs):
+        batches = self.batches(train, seed, stopping.max_epochs)
+        while True:
+            item = clock.timed("input_wait", next, batches, None)
+            if item is None:
+                break
             stepping = [t for t in schedule(index) if t in active]
             if stepping:        # a proportional schedule may draw a task that has stopped
-                self.step(stepping, batch, on_log)
+                clock.timed(clock.step_phase(stepping), self.step, stepping, item[1], on_log)
             for task in stepping:
                 taken[task] += 1
             index += 1
             if index % every == 0:
-                check()
+                clock.timed("checks", check)
                 if not active:
                     break
         if not checks or checks[-1]["step"] != index:
-            check()
+            clock.timed("checks", check)
         kept["weights"].put_back()
         report = FitReport(
             checks=checks, best_check=kept["index"],
             validation_auc=dict(checks[kept["index"]]["validation_auc"]),
             epochs_trained={t: round(taken[t] / per_epoch, 4) for t in tasks},
             stopped={t: t not in active for t in tasks},
-            task_best_check={t: best[t]["index"] for t in tasks})
+            task_best_check={t: best[t]["index"] for t in tasks}, seconds=clock.report())
         moved = [t for t in tasks if own and best[t]["index"] != kept["index"]]
         if moved:
             for task in moved:

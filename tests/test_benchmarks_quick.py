@@ -114,6 +114,10 @@ def test_scale_measures_each_trainer_on_distinct_rows_in_its_own_process(work):
     steps_s = base["rows"] * base["passes"] / base["held_distinct_batches_examples_per_s"]
     assert ratios["mtl_seconds_beyond_steps"]["base@64"] == pytest.approx(
         base["train_s"] - steps_s)
+    phases = ratios["mtl_phase_seconds"]["large@64"]
+    assert set(phases) == {"input_wait", "first_steps", "steps", "checks", "outside_fit"}
+    assert all(phases[p] > 0 for p in phases) and sum(phases.values()) == pytest.approx(
+        large["train_s"])
 
 
 def test_throughput(root, work):

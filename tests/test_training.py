@@ -1,5 +1,6 @@
 """MaskedTrainer: early stopping on validation, regularisation, per-task loss weights."""
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from modules import features, pruning
 from modules.config import Config
 from modules import inputs as inputs_lib
 from modules import tasks as task_lib
-from modules.training import MaskedTrainer, improved, restore, snapshot
+from modules.training import MaskedTrainer, PhaseClock, improved, restore, snapshot
 from modules.config import EarlyStoppingConfig
 
 FIELDS = tuple(Config().spec.fields())
@@ -83,6 +84,23 @@ def test_validation_is_checked_every_n_steps_and_at_the_end(toy_inputs, every_st
     assert trainer.global_step == 10 * max_epochs
     assert report.epochs_trained == {"ctr": max_epochs} and report.stopped == {"ctr": False}
     assert report.best_check == len(check_steps) - 1
+
+
+def test_a_fit_says_where_its_wall_time_went(toy_inputs):
+    trainer = make_trainer(toy_inputs)
+    start = time.perf_counter()
+    report = fit(trainer, toy_inputs, every_steps=0, max_epochs=2)
+    wall = time.perf_counter() - start
+    assert set(report.seconds) == {"input_wait", "first_steps", "steps", "checks"}
+    assert all(seconds > 0 for seconds in report.seconds.values())
+    assert sum(report.seconds.values()) <= wall
+
+
+def test_a_step_counts_as_a_first_step_once_per_set_of_tasks():
+    clock = PhaseClock()
+    assert [clock.step_phase(t) for t in (["ctr"], ["ctr"], ["ctr", "cvr"], ["ctr", "cvr"])] \
+        == ["first_steps", "steps", "first_steps", "steps"]
+    assert clock.timed("checks", sum, [1, 2]) == 3 and clock.seconds["checks"] > 0
 
 
 @pytest.mark.parametrize("aucs, patience, min_delta, checks, best", [

@@ -3,6 +3,7 @@ import collections
 import json
 import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -299,3 +300,21 @@ def test_a_hashed_validation_grows_out_of_train_and_leaves_eval_alone(tmp_path):
     assert set(_serialized([r for r, i in zip(records, expected) if i == 1])) < \
         set(_serialized(splits["validation"]))
     assert not _requests(splits["train"]) & _requests(splits["validation"])
+
+
+def _count_check(read, held):
+    """Runs `check_counts` over `read` records and splits holding `held` of them."""
+    with beam.Pipeline() as pipeline:
+        records = pipeline | "Read" >> beam.Create(read)
+        parts = [pipeline | f"Split{i}" >> beam.Create(part) for i, part in enumerate(held)]
+        executor.check_counts(records, parts, ["train", "eval"], "/data/day/*", "all")
+
+
+def test_splits_holding_every_record_read_pass_the_count_check():
+    _count_check(list(range(5)), [[0, 1, 2], [3, 4]])
+
+
+def test_a_runner_that_lost_records_fails_the_run_naming_the_source():
+    with pytest.raises(Exception, match=r"read 5 records from /data/day/\* but its splits hold "
+                                        r"4 \(\{'train': 3, 'eval': 1\}\).*nothing is published"):
+        _count_check(list(range(5)), [[0, 1, 2], [4]])
