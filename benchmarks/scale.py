@@ -15,7 +15,9 @@ trainer's alone: loading, streaming the epochs, validation checks, keeping the b
   share); MTL starts from a fresh seeded initialisation on both days.
 - MTLTrainer: `mtl.train` through those tickets for `--epochs` passes (a validation check at
   the end of each); `examples_per_s` = train rows x passes / training wall time; beside it the
-  compute-bound rate of the same process (MTL steps repeated on one batch held in memory).
+  compute-bound rate of the same process (MTL steps repeated on one batch held in memory) and
+  `fit_seconds`, the training time per phase (`FitReport.seconds`: input wait, first steps,
+  steps, validation checks).
 `scale.json` holds the list `runs` (component, day, rows, distinct_rows, batch_size, peak_rss_mb,
 embedding_tables_mb, examples_per_s, ...) and the ratios that the targets read, all measured in the
 same invocation.
@@ -281,7 +283,10 @@ def render(result):
             f"MTL streaming / compute-bound rate: {same_run['mtl_streaming_over_compute_bound']}",
             f"MTL streaming / serial estimate: "
             f"{same_run['mtl_streaming_over_serial_estimate']}",
-            f"MTL seconds beyond the steps: {same_run['mtl_seconds_beyond_steps']}"]
+            f"MTL seconds beyond the steps: {same_run['mtl_seconds_beyond_steps']}",
+            f"MTL streamed steps alone / compute-bound rate: "
+            f"{same_run.get('mtl_streaming_steps_over_compute_bound')}",
+            f"MTL training seconds per phase: {same_run.get('mtl_phase_seconds')}"]
     return "\n".join(lines)
 
 
