@@ -234,11 +234,10 @@ def ratios(mtl):
         "mtl_phase_seconds": {
             f"{r['day']}@{r['batch_size']}": {
                 **r["fit_seconds"], "outside_fit": r["train_s"] - sum(r["fit_seconds"].values())}
-            for r in mtl if "fit_seconds" in r},
+            for r in mtl},
         "mtl_streaming_steps_over_compute_bound": {
             f"{r['day']}@{r['batch_size']}": (r["steps"] - 1) * r["batch_size"]
-            / r["fit_seconds"]["steps"] / r["compute_bound_examples_per_s"]
-            for r in mtl if "fit_seconds" in r}}
+            / r["fit_seconds"]["steps"] / r["compute_bound_examples_per_s"] for r in mtl}}
 
 
 def measure(args):
@@ -285,8 +284,8 @@ def render(result):
             f"{same_run['mtl_streaming_over_serial_estimate']}",
             f"MTL seconds beyond the steps: {same_run['mtl_seconds_beyond_steps']}",
             f"MTL streamed steps alone / compute-bound rate: "
-            f"{same_run.get('mtl_streaming_steps_over_compute_bound')}",
-            f"MTL training seconds per phase: {same_run.get('mtl_phase_seconds')}"]
+            f"{same_run['mtl_streaming_steps_over_compute_bound']}",
+            f"MTL training seconds per phase: {same_run['mtl_phase_seconds']}"]
     return "\n".join(lines)
 
 

@@ -110,13 +110,11 @@ class PhaseClock:
         return result
 
     def step_phase(self, tasks):
-        """"first_steps" the first time these tasks step together (the step traces), else
-        "steps"."""
-        key = tuple(tasks)
-        if key in self._traced:
-            return "steps"
-        self._traced.add(key)
-        return "first_steps"
+        """"first_steps" when one of `tasks` steps for the first time (its step function
+        traces), else "steps"."""
+        new = set(tasks) - self._traced
+        self._traced |= new
+        return "first_steps" if new else "steps"
 
     def report(self):
         """{phase: seconds}, rounded."""
