@@ -8,7 +8,7 @@ search drew. Arms:
   validation (`benchmarks.linear_baseline`); deterministic, so it has no seed spread;
 - `dense_single_task`: one dense network per task (`mtl.train(..., train_tasks=[task])` with
   all-ones masks); its CTCVR score is the product of the two single-task models' scores;
-- `hard_sharing`: one shared dense network, both tasks (`mtl.masks = "ones"`);
+- `hard_sharing`: one shared dense network, both tasks (`mtl.architecture: shared_bottom`);
 - `lt4rec`: ticket search per task (`run_search`, as the TicketSearch component), then masked MTL
   through the tickets and the negative-transfer guard (as the MTLTrainer component: a task whose
   MTL validation AUC is below its ticket's is served from the ticket's weights);
@@ -51,9 +51,10 @@ def _parser():
     return p
 
 
-def _with_seed(config, seed, masks=None):
+def _with_seed(config, seed, architecture=None):
     model = dataclasses.replace(config.model, seed=seed)
-    mtl_config = dataclasses.replace(config.mtl, masks=masks or config.mtl.masks)
+    mtl_config = dataclasses.replace(config.mtl,
+                                     architecture=architecture or config.mtl.architecture)
     return dataclasses.replace(config, model=model, mtl=mtl_config)
 
 
@@ -71,8 +72,8 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
     from modules.ticket_search import run_search, start_prefix, ticket_prefix
     from modules import mtl
     keras.utils.set_random_seed(seed)
-    lt_config = _with_seed(config, seed, "tickets")
-    ones_config = _with_seed(config, seed, "ones")
+    lt_config = _with_seed(config, seed, "lt4rec")
+    ones_config = _with_seed(config, seed, "shared_bottom")
     out = {}
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         start = time.perf_counter()

@@ -85,12 +85,17 @@ def steady_state(inputs, config, batch_size, task_masks, tasks, repeats, min_exa
         per_epoch = math.ceil(rows / batch_size)
         warmup = _timed(lambda: trainer.train_steps(inputs.train, lambda _: list(tasks),
                                                     per_epoch, seed=1))
-        rates = [epochs * rows / _timed(lambda r=r: trainer.train_steps(
-            inputs.train, lambda _: list(tasks), epochs * per_epoch, seed=2 + r))
-            for r in range(repeats)]
+        rates, phases = [], []
+        for repeat in range(repeats):
+            start = time.perf_counter()
+            phases.append(trainer.train_steps(inputs.train, lambda _: list(tasks),
+                                              epochs * per_epoch, seed=2 + repeat))
+            rates.append(epochs * rows / (time.perf_counter() - start))
     return {"examples_per_s": common.spread(rates), "task_steps_per_example": len(tasks),
             "epochs_per_pass": epochs, "examples_per_pass": epochs * rows,
             "batches_per_epoch": math.ceil(rows / batch_size),
+            "pass_seconds": {phase: common.median([p[phase] for p in phases])
+                             for phase in ("input_wait", "steps")},
             "warmup_epoch_s_incl_tracing": warmup, "peak_rss_mb": peak.megabytes}
 
 
@@ -176,6 +181,13 @@ def step_breakdown(inputs, config, batch_size, task_masks, repeats):
     return parts
 
 
+def over_compute_bound(mtl, bound):
+    """Streamed MTL at the breakdown's batch size as a fraction of that batch's compute-bound
+    rate measured in the same run: whole passes, and their steps alone (input waits excluded)."""
+    steps_rate = mtl["examples_per_pass"] / mtl["pass_seconds"]["steps"]
+    return {"passes": mtl["examples_per_s"]["median"] / bound, "steps_alone": steps_rate / bound}
+
+
 def measure(args):
     config = common.load_config(args)
     run = common.ensure_run(args, config)
@@ -241,6 +253,8 @@ def measure(args):
     mtl_4096 = result["mtl"].get("4096", {}).get("examples_per_s", {}).get("median")
     result["targets"]["mtl_examples_per_s_at_4096"] = common.target_check(
         mtl_4096, common.TARGETS["mtl_examples_per_s_at_4096"])
+    result["mtl_over_compute_bound"] = over_compute_bound(
+        result["mtl"][str(largest)], result["mtl_step_breakdown"]["compute_bound_examples_per_s"])
     result["reference_tf1_examples_per_s"] = common.REFERENCE_TF1_EXAMPLES_PER_S
     return result
 
@@ -270,6 +284,13 @@ def render(result):
                  [k[:-3], common.fmt(v, 1)] for k, v in breakdown.items() if k.endswith("_ms")]),
              f"compute-bound MTL rate at this batch: "
              f"{common.fmt(breakdown['compute_bound_examples_per_s'], 0)} examples/s"]
+    share = result.get("mtl_over_compute_bound")
+    if share:
+        waits = result["mtl"][str(breakdown["batch_size"])]["pass_seconds"]
+        text.append(f"streamed MTL at this batch: {share['passes']:.2f} of it per pass, "
+                    f"{share['steps_alone']:.2f} in its steps alone (a pass: "
+                    f"{waits['steps']:.1f} s of steps, {waits['input_wait']:.1f} s waiting for "
+                    f"input)")
     check = result["targets"]["mtl_examples_per_s_at_4096"]
     if check["measured"] is not None:
         text.append(f"target: masked MTL >= {check['target']:,.0f} examples/s at batch 4096: "

@@ -138,6 +138,16 @@ class TicketConfig:
 
 
 @dataclasses.dataclass
+class ExpertsConfig:
+    """The experts of `mtl.architecture: mmoe` and `ple` (`modules.experts`)."""
+    shared: int = 3                      # experts every task's gate mixes (MMoE: all of them)
+    per_task: int = 1                    # PLE: each task's own experts at each level
+    levels: int = 2                      # PLE: extraction levels (1: CGC)
+    units: List[int] = dataclasses.field(default_factory=lambda: [256, 128])   # each expert
+    tower_units: List[int] = dataclasses.field(default_factory=lambda: [64])   # each task's
+
+
+@dataclasses.dataclass
 class MTLConfig:
     """Masked multi-task training."""
     # Each task stops stepping once its validation AUC stops improving; the weights kept are
@@ -150,7 +160,11 @@ class MTLConfig:
     # Each task has its own Adam, which is invariant to a constant scale of the gradient, so a
     # task's weight scales its learning rate (what a loss weight does under SGD); default 1.
     loss_weights: Dict[str, float] = dataclasses.field(default_factory=dict)
-    masks: str = "tickets"               # "tickets" (LT4REC) or "ones" (hard-sharing baseline)
+    # "lt4rec": one MLP, each task through its ticket (TicketSearch runs only for this one);
+    # "shared_bottom": the same MLP shared whole (hard sharing); "mmoe" and "ple": experts and
+    # a softmax gate per task (`experts`).
+    architecture: str = "lt4rec"
+    experts: ExpertsConfig = dataclasses.field(default_factory=ExpertsConfig)
     # A task whose MTL validation AUC ends below its own ticket's (trained alone; negative
     # transfer) is flagged in the summary; "serve_ticket" also serves that task from its
     # ticket's weights (the export then holds a second set of weights), "report" only flags it.
@@ -275,6 +289,10 @@ class Config:
                     values = _merge(values, _parse(file, f.read()))
         return cls.from_dict(_merge(values, overrides or {}))
 
+    def searches_tickets(self):
+        """Whether the architecture trains through tickets (TicketSearch runs only then)."""
+        return self.mtl.architecture == "lt4rec"
+
     def ticket_tasks(self):
         """The tasks a ticket is searched for: `ticket.tasks`, or every task of the spec."""
         return list(self.ticket.tasks) or self.spec.task_names()
@@ -352,8 +370,19 @@ class Config:
                 request, limit = resources.get(f"{kind}_request"), resources.get(f"{kind}_limit")
                 _check(request is None or limit is None or request <= limit,
                        f"{where}.{kind}_request", request, f"must not exceed {kind}_limit {limit}")
-        _check(self.mtl.masks in ("tickets", "ones"), "mtl.masks", self.mtl.masks,
-               "must be 'tickets' or 'ones'")
+        _check(self.mtl.architecture in ARCHITECTURES, "mtl.architecture",
+               self.mtl.architecture, f"must be one of {list(ARCHITECTURES)}")
+        experts = self.mtl.experts
+        for field in ("shared", "per_task", "levels"):
+            _check(_is_int(getattr(experts, field)) and getattr(experts, field) >= 0,
+                   f"mtl.experts.{field}", getattr(experts, field), "must be an integer >= 0")
+        _check(experts.levels >= 1, "mtl.experts.levels", experts.levels, "must be >= 1")
+        _check(experts.shared + (experts.per_task if self.mtl.architecture == "ple" else 0) >= 1,
+               "mtl.experts.shared", experts.shared, "leaves a gate with no expert to mix")
+        for field in ("units", "tower_units"):
+            units = getattr(experts, field)
+            _check(all(_is_int(u) and u > 0 for u in units) and (units or field != "units"),
+                   f"mtl.experts.{field}", units, "must be positive layer widths")
         _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
         self.spec.validate()
@@ -442,7 +471,9 @@ _MOVED = {"vocab.per_group": "spec.groups (one entry per group: top_k, frequency
                              "num_oov_buckets, embedding_dim)",
           "model.focal_alpha": "spec.tasks: a focal task's `focal_alpha`",
           "model.focal_gamma": "spec.tasks: a focal task's `focal_gamma`",
+          "mtl.masks": "mtl.architecture (tickets: lt4rec; ones: shared_bottom)",
           **_lt4rec("moved")}
+ARCHITECTURES = ("lt4rec", "shared_bottom", "mmoe", "ple")
 RESOURCE_FIELDS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
 _TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 

@@ -10,11 +10,13 @@ Signatures:
   production model's AUC beside ours.
 
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
-connections are exact zeros in the exported weights. A task served from its own ticket's weights
+connections are exact zeros in the exported weights (a kernel a task reads whole is served
+once, not copied). A task served from its own ticket's weights
 (negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
 import types
 
+import numpy as np
 import tensorflow as tf
 
 from modules import tasks
@@ -42,10 +44,8 @@ class ServingModule(tf.Module):
         self.served_variables = [v for task in sorted(served) for v in served[task][0].variables]
         self.tft_layer = tft_output.transform_features_layer()
         self.task_kernels = {
-            task: [tf.Variable(k, trainable=False, name=f"{task}_mlp_{i}")
-                   for i, k in enumerate(networks[task].effective_kernels(
-                       [tf.constant(m, tf.float32) for m in
-                        (served[task][1] if task in served else task_masks[task])]))]
+            task: _baked(networks[task], task,
+                         served[task][1] if task in served else task_masks[task])
             for task in self._tasks}
         self._raw_spec = {name: spec for name, spec in tft_output.raw_feature_spec().items()}
 
@@ -80,6 +80,20 @@ class ServingModule(tf.Module):
         """Serialized raw tf.Examples -> transformed features (for evaluation)."""
         transformed = self._transform(examples)
         return {name: transformed[name] for name in transformed if name in self._labels}
+
+
+def _baked(network, task, masks):
+    """`task`'s serving kernels: kernel * mask where the mask prunes part of a kernel the task
+    reads, the network's own kernel where it keeps all of it or the task never reads it (no
+    copy: mmoe, ple and shared_bottom serve their kernels once)."""
+    kernels = []
+    for i, (kernel, mask, read) in enumerate(zip(network.prunable_weights(), masks,
+                                                  network.reads(task))):
+        mask = np.asarray(mask, bool)
+        kernels.append(tf.Variable(kernel * mask.astype(np.float32), trainable=False,
+                                   name=f"{task}_mlp_{i}")
+                       if read and not mask.all() else kernel)
+    return kernels
 
 
 def export(network, task_masks, tft_output, path, spec, served=None):

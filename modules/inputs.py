@@ -52,14 +52,16 @@ def vocab_sizes(tft_output, config):
 
 
 def build_network(inputs, config, tasks):
-    """The seeded LT4RecNetwork for `tasks`, created under the inputs' strategy."""
+    """The seeded network (`mtl.architecture`) for `tasks`, created under the inputs' strategy."""
     with inputs.strategy.scope():
         return network_for(inputs.vocab_sizes, config, tasks)
 
 
 def network_for(vocab_sizes, config, tasks):
-    """The seeded LT4RecNetwork of `config.model` for these embedding table sizes and tasks."""
+    """The seeded network of `config.model` and `mtl.architecture` for these embedding table
+    sizes and tasks."""
     return model.LT4RecNetwork(
         vocab_sizes, tasks, config.spec, embedding_dim=config.model.embedding_dim,
         hidden_units=config.model.hidden_units, dropout=config.model.dropout,
-        linear_term=config.model.linear_term, seed=config.model.seed)
+        linear_term=config.model.linear_term, seed=config.model.seed,
+        architecture=config.mtl.architecture, experts=config.mtl.experts)

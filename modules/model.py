@@ -1,4 +1,4 @@
-"""The LT4REC network (tf_keras): embeddings -> DLRM dot interactions -> maskable MLP -> heads.
+"""The LT4REC network (tf_keras): embeddings -> DLRM dot interactions -> maskable MLPs -> heads.
 
 - The fields are the config spec's features, in spec order (`modules.spec`). One embedding table
   per vocabulary group (and per bucketised numeric feature); `id_list` features are mean-pooled
@@ -7,10 +7,12 @@
   numeric feature's field is its (normalised) value times a learned vector.
 - Interaction: the full F x F matrix of pairwise dot products of the F field embeddings, flattened
   (as in the original LT4REC), concatenated with the flattened embeddings.
-- MLP with ReLU whose kernels are the prunable set: `call(..., masks=[m0, m1, ...])` multiplies each
-  kernel by its mask, so a masked connection is exactly zero in the forward pass. Dropout after
-  every hidden layer on training steps.
-- One linear logit head per task on the last hidden layer, plus (with `linear_term`) a per-task
+- MLPs with ReLU whose kernels are the prunable set: `call(..., masks=[m0, m1, ...])` multiplies
+  each kernel by its mask, so a masked connection is exactly zero in the forward pass. Dropout
+  after every hidden layer on training steps. Which MLPs, and the softmax gates between them,
+  follow `mtl.architecture` (`modules.experts`): one MLP for `lt4rec` and `shared_bottom`,
+  experts, gates and a tower per task for `mmoe` and `ple`.
+- One linear logit head per task on its last hidden layer, plus (with `linear_term`) a per-task
   linear term over every field (wide-and-deep's wide part: one weight per id and feature,
   mean-pooled over lists; one weight per numeric feature), which small data with rare ids learns
   faster than the deep part.
@@ -20,6 +22,7 @@
 import tensorflow as tf
 import tf_keras as keras
 
+from modules import experts as experts_lib
 from modules.features import PAD_ID
 
 
@@ -32,8 +35,10 @@ class LT4RecNetwork(keras.Model):
     """Shared dense base network with one logit head per task."""
 
     def __init__(self, vocab_sizes, tasks, spec, embedding_dim=16, hidden_units=(512, 256, 128),
-                 dropout=0.0, linear_term=False, seed=0, **kwargs):
-        """`vocab_sizes`: {table: rows} (`inputs.vocab_sizes`); `spec`: the config's spec."""
+                 dropout=0.0, linear_term=False, seed=0, architecture="lt4rec", experts=None,
+                 **kwargs):
+        """`vocab_sizes`: {table: rows} (`inputs.vocab_sizes`); `spec`: the config's spec;
+        `architecture` and `experts`: `mtl.architecture` and `mtl.experts` (`modules.experts`)."""
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.embedding_dim = embedding_dim
@@ -58,21 +63,34 @@ class LT4RecNetwork(keras.Model):
                 name=f"numeric_{name}", shape=(embedding_dim,),
                 initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed + 400 + i))
             for i, name in enumerate(numeric)}
-        widths = [input_width(embedding_dim, len(self.fields))] + list(hidden_units)
+        self.layout = experts_lib.layout(architecture, self.tasks,
+                                         input_width(embedding_dim, len(self.fields)),
+                                         hidden_units, experts)
         self.kernels, self.biases = [], []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            self.kernels.append(self.add_weight(
-                name=f"mlp_{i}/kernel", shape=(fan_in, fan_out),
-                initializer=keras.initializers.GlorotNormal(seed=seed + 100 + i)))
-            self.biases.append(self.add_weight(
-                name=f"mlp_{i}/bias", shape=(fan_out,), initializer="zeros"))
+        for mlp in self.layout.mlps:
+            for i, (fan_in, fan_out) in enumerate(mlp.layers):
+                self.kernels.append(self.add_weight(
+                    name=f"{mlp.name}_{i}/kernel", shape=(fan_in, fan_out),
+                    initializer=keras.initializers.GlorotNormal(
+                        seed=seed + 100 + len(self.biases))))
+                self.biases.append(self.add_weight(
+                    name=f"{mlp.name}_{i}/bias", shape=(fan_out,), initializer="zeros"))
+        self.gates = {
+            gate.name: (self.add_weight(
+                name=f"{gate.name}/kernel", shape=(gate.fan_in, len(gate.experts)),
+                initializer=keras.initializers.GlorotNormal(seed=seed + 600 + i)),
+                self.add_weight(name=f"{gate.name}/bias", shape=(len(gate.experts),),
+                                initializer="zeros"))
+            for i, gate in enumerate(self.layout.gates)}
+        self._reads = {task: experts_lib.reads(self.layout, task) for task in self.tasks}
         self.heads = {
             task: keras.layers.Dense(1, name=f"head_{task}",
                                      kernel_initializer=keras.initializers.GlorotNormal(
                                          seed=seed + 200 + i))
             for i, task in enumerate(self.tasks)}
+        depth = max(len(mlp.layers) for mlp in self.layout.mlps)
         self.dropouts = [keras.layers.Dropout(dropout, seed=seed + 300 + i)
-                         for i in range(len(hidden_units))] if dropout else []
+                         for i in range(depth)] if dropout else []
         self.linear = {
             task: {name: keras.layers.Embedding(
                 vocab_sizes[table], 1, name=f"linear_{task}_{name}",
@@ -83,7 +101,7 @@ class LT4RecNetwork(keras.Model):
                                          initializer="zeros") for name in numeric}
             for task in self.tasks} if linear_term else {}
         for task, head in self.heads.items():
-            head.build((None, widths[-1]))
+            head.build((None, self.layout.head_width))
         for table in list(self.tables.values()) + [
                 t for per_task in self.linear.values() for t in per_task.values()]:
             table.build((None,))
@@ -93,13 +111,35 @@ class LT4RecNetwork(keras.Model):
         return list(self.kernels)
 
     def task_variables(self, task):
-        """Variables a step of `task` may change: the shared base and the task's own."""
+        """Variables a step of `task` may change: the embeddings and every MLP and gate its
+        forward pass reads (`reads`; masks decide which kernel entries), and its own head and
+        linear term."""
         shared = ([t.embeddings for t in self.tables.values()] + list(self.projections.values())
-                  + list(self.numeric_vectors.values()) + self.kernels + self.biases)
-        return shared + self.own_variables(task)
+                  + list(self.numeric_vectors.values()))
+        return shared + self._parts(lambda readers: task in readers) + self._heads_and_linear(task)
 
     def own_variables(self, task):
-        """The variables only `task` uses: its head and its linear term."""
+        """The variables only `task` uses: its head, its linear term, and the biases and gates
+        of the MLPs and gates no other task reads (kernels are shared or own by their masks)."""
+        kernels = {id(k) for k in self.kernels}
+        return self._heads_and_linear(task) + [
+            v for v in self._parts(lambda readers: readers == {task}) if id(v) not in kernels]
+
+    def reads(self, task):
+        """Per prunable kernel, whether `task`'s forward pass reads it."""
+        return [mlp.name in self._reads[task] for mlp in self.layout.mlps for _ in mlp.layers]
+
+    def _parts(self, keep):
+        """Kernels, biases and gate weights of the parts whose set of reading tasks passes
+        `keep`."""
+        readers = {name: {t for t in self.tasks if name in self._reads[t]}
+                   for name in [m.name for m in self.layout.mlps] + list(self.gates)}
+        mlps = [v for mlp in self.layout.mlps if keep(readers[mlp.name])
+                for i in range(mlp.first, mlp.first + len(mlp.layers))
+                for v in (self.kernels[i], self.biases[i])]
+        return mlps + [v for name, pair in self.gates.items() if keep(readers[name]) for v in pair]
+
+    def _heads_and_linear(self, task):
         return (self.heads[task].trainable_weights
                 + [t.embeddings for t in self.linear.get(task, {}).values()]
                 + list(self.numeric_linear.get(task, {}).values()))
@@ -141,14 +181,14 @@ class LT4RecNetwork(keras.Model):
         """Logit [batch] of `task` with the given effective MLP `kernels`; with `with_penalty`,
         (logit, [batch] squared norm of every embedding and linear row the example looked up)."""
         emb, penalty = self.embed(inputs)
-        interactions = tf.matmul(emb, emb, transpose_b=True)
-        x = tf.concat([tf.reshape(emb, [tf.shape(emb)[0], -1]),
-                       tf.reshape(interactions, [tf.shape(emb)[0], -1])], axis=1)
-        for i, (kernel, bias) in enumerate(zip(kernels, self.biases)):
-            x = tf.nn.relu(tf.matmul(x, kernel) + bias)
-            if training and self.dropouts:
-                x = self.dropouts[i](x, training=True)
-        logit = tf.squeeze(self.heads[task](x), axis=1)
+
+        def mlp_input():
+            interactions = tf.matmul(emb, emb, transpose_b=True)
+            return tf.concat([tf.reshape(emb, [tf.shape(emb)[0], -1]),
+                              tf.reshape(interactions, [tf.shape(emb)[0], -1])], axis=1)
+        hidden = experts_lib.trace(self.layout, task,
+                                   _Forward(self, mlp_input, kernels, training))
+        logit = tf.squeeze(self.heads[task](hidden), axis=1)
         if self.linear:
             linear, linear_penalty = self.linear_logit(inputs, task)
             logit, penalty = logit + linear, penalty + linear_penalty
@@ -161,6 +201,29 @@ class LT4RecNetwork(keras.Model):
     def call(self, inputs, task=None, masks=None):
         """Inference logit [batch] of one task (through that task's masks)."""
         return self.logit(inputs, task, self.effective_kernels(masks))
+
+
+class _Forward:
+    """`experts.trace` ops computing tensors: ReLU MLPs through the effective `kernels` (dropout
+    after every layer on training steps) and softmax gates."""
+
+    def __init__(self, network, mlp_input, kernels, training):
+        self.network, self.input, self.kernels, self.training = (network, mlp_input, kernels,
+                                                                 training)
+
+    def mlp(self, mlp, x):
+        network = self.network
+        for depth, i in enumerate(range(mlp.first, mlp.first + len(mlp.layers))):
+            x = tf.nn.relu(tf.matmul(x, self.kernels[i]) + network.biases[i])
+            if self.training and network.dropouts:
+                x = network.dropouts[depth](x, training=True)
+        return x
+
+    def gate(self, gate, x, outputs):
+        kernel, bias = self.network.gates[gate.name]
+        weights = tf.nn.softmax(tf.matmul(x, kernel) + bias)             # [batch, experts]
+        stacked = tf.stack([outputs[e] for e in gate.experts], axis=1)   # [batch, experts, width]
+        return tf.reduce_sum(weights[:, :, None] * stacked, axis=1)
 
 
 def _lookup(table, name, inputs, is_list):

@@ -34,11 +34,13 @@ def schedule(mtl_config, tasks, seed):
 
 
 def masks_for(config, network, ticket_masks):
-    """The masks MTL trains through: the tickets, or all-ones (hard-sharing baseline)."""
+    """The masks MTL trains through: the tickets (`lt4rec`), or for the other architectures
+    what each task reads: all of a kernel it reads, none of one it does not."""
     tasks = config.spec.task_names()
-    if config.mtl.masks == "ones":
-        ones = pruning.ones_like([k.numpy() for k in network.prunable_weights()])
-        return {task: ones for task in tasks}
+    if not config.searches_tickets():
+        return {task: [np.full(k.shape, read, dtype=bool)
+                       for k, read in zip(network.prunable_weights(), network.reads(task))]
+                for task in tasks}
     missing = [t for t in tasks if t not in ticket_masks]
     if missing:
         raise ValueError(f"ticket masks are missing task(s) {missing}; MTL needs {tasks}")
@@ -165,7 +167,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
               "validation_calibration": validation["calibration"],
               "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
               "negative_transfer": transfer,
-              "steps": trainer.global_step, "masks": config.mtl.masks,
+              "steps": trainer.global_step, "architecture": config.mtl.architecture,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,
               "validation_rows": inputs.validation.num_rows,

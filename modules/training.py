@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import itertools
 import math
+import threading
 import time
 from typing import Dict, List
 
@@ -27,6 +28,14 @@ import tensorflow as tf
 from modules import tasks as task_lib
 from modules.lazy_adam import LazyAdam
 from modules.streaming_metrics import ScoreHistogram
+
+
+def _release(references):
+    """Drop `references` (a finished pass's tf.data iterator) on a background thread. Deleting
+    the iterator of a multi-million-row pass blocked the training loop for 13-30 s in a fit
+    (0.07 s for the same iterator read alone; benchmarks/README, "Scale"); off the loop, the
+    next pass or the end of training does not wait for it."""
+    threading.Thread(target=references.clear, name="release-iterator", daemon=True).start()
 
 
 def snapshot(network):
@@ -201,10 +210,13 @@ class MaskedTrainer:
         """(epoch, distributed batch) over `epochs` passes (None: no end), each pass in the order
         `examples.batches` gives (`seed`, epoch)."""
         for epoch in (range(epochs) if epochs is not None else itertools.count()):
-            dataset = self.strategy.experimental_distribute_dataset(
-                examples.batches(self.model_config.batch_size, seed=seed, epoch=epoch))
-            for batch in dataset:
+            iterator = iter(self.strategy.experimental_distribute_dataset(
+                examples.batches(self.model_config.batch_size, seed=seed, epoch=epoch)))
+            for batch in iterator:
                 yield epoch, batch
+            finished = [iterator]
+            del iterator
+            _release(finished)
 
     def step(self, tasks, batch, on_log=None):
         """One step of each task in `tasks` on `batch` (no host sync). Every
@@ -227,9 +239,15 @@ class MaskedTrainer:
         return losses
 
     def train_steps(self, examples, schedule, steps, seed):
-        """Exactly `steps` batches (passes repeat as needed); `schedule(i)` lists the tasks."""
-        for index, (_, batch) in enumerate(itertools.islice(self.batches(examples, seed), steps)):
-            self.step(schedule(index), batch)
+        """Exactly `steps` batches (passes repeat as needed); `schedule(i)` lists the tasks.
+        Returns the seconds per phase (`PhaseClock`; no checks)."""
+        clock = PhaseClock()
+        batches = self.batches(examples, seed)
+        for index in range(steps):
+            _, batch = clock.timed("input_wait", next, batches)
+            tasks = schedule(index)
+            clock.timed(clock.step_phase(tasks), self.step, tasks, batch)
+        return clock.report()
 
     def fit(self, train, validation, tasks, schedule, stopping, seed, on_log=None):
         """Train with early stopping on `validation` AUC; returns a FitReport.

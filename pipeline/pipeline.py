@@ -106,15 +106,17 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
         custom_config={"config": config.to_json(TRANSFORM_SECTIONS),
                        "code_fingerprint": code_fingerprint(TRANSFORM_CODE)})
     transform.add_upstream_node(example_validator)   # anomalies stop the run before Transform
+    # TicketSearch runs for the architecture that trains through tickets (LT4REC) only.
     ticket_search = TicketSearch(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"], config_json=config.to_json(TICKET_SECTIONS),
-        code_fingerprint=code)
+        code_fingerprint=code) if config.searches_tickets() else None
     trainer = MTLTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"], masks=ticket_search.outputs["masks"],
+        schema=schema_gen.outputs["schema"],
+        masks=ticket_search.outputs["masks"] if ticket_search else None,
         config_json=config.to_json(TRAINER_SECTIONS), code_fingerprint=code)
     baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
     evaluator = Evaluator(
@@ -126,8 +128,8 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
-    return [example_gen, schema_gen, statistics_gen, example_validator, transform, ticket_search,
-            trainer, baseline, evaluator, pusher]
+    return [c for c in (example_gen, schema_gen, statistics_gen, example_validator, transform,
+                        ticket_search, trainer, baseline, evaluator, pusher) if c is not None]
 
 
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,

@@ -77,13 +77,13 @@ def collect(root, pipeline_name=None):
     outputs = mlmd.latest_outputs(layout.connection(), name)
     masks_uri = _uri(outputs, "TicketSearch", "masks")
     model_run = _uri(outputs, "MTLTrainer", "model_run")
-    if not masks_uri:
-        raise ReportError(f"the run under {root} has no finished TicketSearch")
+    if not masks_uri and not model_run:
+        raise ReportError(f"the run under {root} has no finished TicketSearch or MTLTrainer")
     from modules import masks as masks_lib
-    run = {
+    run = {       # no TicketSearch: an architecture without tickets (`mtl.architecture`)
         "root": layout.root, "pipeline_name": name,
-        "ticket_report": _read_json(os.path.join(masks_uri, "ticket_report.json")),
-        "masks_uri": masks_uri, "masks": masks_lib.load(masks_uri),
+        "ticket_report": _read_json(masks_uri and os.path.join(masks_uri, "ticket_report.json")),
+        "masks_uri": masks_uri, "masks": masks_lib.load(masks_uri) if masks_uri else {},
         "training_report": _read_json(model_run and os.path.join(model_run,
                                                                  "training_report.json")),
         "evaluation_uri": _uri(outputs, "Evaluator", "evaluation"),
@@ -410,19 +410,19 @@ def _summary_section(run):
     outputs = run["outputs"]
     rows = []
     for task in outputs["tasks"]:
-        t = ticket["tasks"].get(task)
-        if not t:
-            continue
+        t = ticket["tasks"].get(task) or dict.fromkeys(
+            ("dense_metric", "dense_eval_metric", "chosen_metric", "chosen_eval_metric",
+             "chosen_density", "chosen_round"))
         rows.append([task.upper()] + [f"{_f(v)} / {_f(e)}" for v, e in (
             (t["dense_metric"], t["dense_eval_metric"]),
             (t["chosen_metric"], t["chosen_eval_metric"]),
             (validation_auc.get(task), eval_auc.get(task)))]
-            + [_f(t["chosen_density"]), str(t["chosen_round"]),
+            + [_f(t["chosen_density"]), _f(t["chosen_round"]),
                _f(training.get("epochs_trained", {}).get(task)),
                _f(training.get("eval_calibration", {}).get(task))])
     parts = ["<h2>Run summary</h2>",
              _table(["task", "AUC dense round 0 (val / eval)", "AUC chosen ticket (val / eval)",
-                     "AUC masked MTL (val / eval)", "ticket density", "chosen round",
+                     "AUC MTL (val / eval)", "ticket density", "chosen round",
                      "MTL epochs", "MTL calibration (eval)"], rows)]
     facts = [(f"{name.upper()} AUC (MTL; {' × '.join(tasks)})", _f(eval_auc.get(name)))
              for name, tasks in outputs["products"].items()]
@@ -432,7 +432,7 @@ def _summary_section(run):
                                                 f"{_f(training.get('validation_rows'))} / "
                                                 f"{_f(training.get('eval_rows'))}"),
              ("MTL steps", _f(training.get("steps"))),
-             ("MTL masks", _f(training.get("masks"))),
+             ("architecture", _f(training.get("architecture"))),
              ("blessed", _f(run["blessed"])),
              ("pushed model", _f(run["pushed"]))]
     parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {v}</li>" for k, v in facts)
@@ -472,7 +472,7 @@ def _transfer_section(training):
 def _pruning_section(run, out_dir):
     report = run["ticket_report"]
     if not report:
-        return "<h2>Pruning curves</h2><p>No ticket_report.json.</p>"
+        return "<h2>Pruning curves</h2><p>No ticket_report.json.</p>" if run["masks_uri"] else ""
     parts = ["<h2>Pruning curves per task</h2>",
              f"<p>Keep per round {_f(report.get('keep_per_round'))}, rewind step "
              f"{_f(report.get('rewind_step'))}, seed {_f(report.get('seed'))}, "
@@ -491,6 +491,8 @@ def _pruning_section(run, out_dir):
 
 
 def _mask_section(run, out_dir):
+    if not run["masks"]:
+        return ""
     stats = mask_stats(run["masks"], run["outputs"]["tasks"])
     tasks = stats["tasks"]
     parts = ["<h2>Mask density per layer</h2>", _img(plot_layer_density(stats, out_dir),

@@ -75,6 +75,7 @@ def build(outputs, layout, config):
         "evaluation": _uri(outputs, "Evaluator", "evaluation"),
     }
     spec = config.spec
+    result["architecture"] = config.mtl.architecture
     result["outputs"] = spec.outputs()
     result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))
                        for name in spec.output_names() for gate in [config.gate(name)] if gate}

@@ -136,6 +136,13 @@ def test_throughput(root, work):
     assert breakdown["forward_one_task_ms"] < breakdown["mtl_step_both_tasks_ms"]
     assert result["reference_tf1_examples_per_s"] == common.REFERENCE_TF1_EXAMPLES_PER_S
     assert result["targets"]["mtl_examples_per_s_at_4096"]["measured"] is None   # no 4096 here
+    mtl = result["mtl"]["256"]
+    assert _positive(mtl["pass_seconds"]["steps"]) and mtl["pass_seconds"]["input_wait"] >= 0
+    share = result["mtl_over_compute_bound"]
+    bound = breakdown["compute_bound_examples_per_s"]
+    assert share["passes"] == pytest.approx(mtl["examples_per_s"]["median"] / bound)
+    assert share["steps_alone"] == pytest.approx(
+        mtl["examples_per_pass"] / mtl["pass_seconds"]["steps"] / bound)
 
 
 def test_serving(root, work):

@@ -96,6 +96,17 @@ def test_a_fit_says_where_its_wall_time_went(toy_inputs):
     assert sum(report.seconds.values()) <= wall
 
 
+def test_train_steps_takes_exactly_its_steps_and_says_where_their_time_went(toy_inputs):
+    trainer = make_trainer(toy_inputs)
+    seconds = trainer.train_steps(toy_inputs.train, lambda _: ["ctr"], 7, seed=1)
+    assert trainer.global_step == 7
+    assert set(seconds) == {"input_wait", "first_steps", "steps", "checks"}
+    assert seconds["checks"] == 0 and all(seconds[p] > 0 for p in ("input_wait", "first_steps",
+                                                                    "steps"))
+    again = trainer.train_steps(toy_inputs.train, lambda _: ["ctr"], 3, seed=1)
+    assert trainer.global_step == 10 and again["first_steps"] > 0      # a new clock each call
+
+
 def test_a_step_is_a_first_step_while_one_of_its_tasks_had_not_stepped():
     clock = PhaseClock()
     assert [clock.step_phase(t) for t in (["ctr"], ["ctr"], ["ctr", "cvr"], ["ctr", "cvr"],

@@ -1,6 +1,6 @@
-"""MTLTrainer: train one shared LT4REC network through the per-task ticket masks and export it.
+"""MTLTrainer: train one shared network (LT4REC: through the per-task tickets) and export it.
 
-Inputs: transformed examples, transform graph, schema and the TicketSearch `masks`. Outputs: the
+Inputs: transformed examples, transform graph, schema and TicketSearch's `masks` (LT4REC only). Outputs: the
 standard `Model` artifact (`Format-Serving/` SavedModel with `serving_default` and
 `transform_features` signatures) and `model_run` (TensorBoard logs, `training_report.json`).
 """
@@ -18,7 +18,8 @@ class MTLTrainerSpec(types.ComponentSpec):
     PARAMETERS = TRAINER_PARAMETERS
     INPUTS = {
         **TRANSFORMED_INPUTS,
-        "masks": component_spec.ChannelParameter(type=TaskMasks),
+        # TicketSearch's output; absent for architectures without tickets (`mtl.architecture`).
+        "masks": component_spec.ChannelParameter(type=TaskMasks, optional=True),
     }
     OUTPUTS = {
         "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -32,9 +33,11 @@ class MTLTrainer(base_component.BaseComponent):
     SPEC_CLASS = MTLTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, examples, transform_graph, schema, masks, config_json,
+    def __init__(self, examples, transform_graph, schema, config_json, masks=None,
                  code_fingerprint=None):
-        """`config_json` is `Config.to_json(...)`; its `model`, `mtl` and `vocab` sections apply."""
+        """`config_json` is `Config.to_json(...)`; its `model`, `mtl` and `vocab` sections apply.
+        `masks`: TicketSearch's tickets (`lt4rec`); None for the other architectures, which
+        start from the config's seeded initialisation."""
         super().__init__(spec=MTLTrainerSpec(
             examples=examples, transform_graph=transform_graph, schema=schema, masks=masks,
             config=config_json, code_fingerprint=code_fingerprint,

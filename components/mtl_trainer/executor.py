@@ -12,19 +12,22 @@ from modules.ticket_search import start_prefix, ticket_prefix
 
 
 class Executor(base_executor.BaseExecutor):
-    """Trains through the TaskMasks from θ0, writes metrics, exports `Format-Serving`."""
+    """Trains (through the TaskMasks from θ0 for LT4REC), writes metrics, exports
+    `Format-Serving`."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         config = Config.from_json(exec_properties["config"])
-        masks_uri = artifact_utils.get_single_uri(input_dict["masks"])
+        masks_uri = artifact_utils.get_single_uri(input_dict["masks"]) \
+            if input_dict.get("masks") else None
         transform_uri = artifact_utils.get_single_uri(input_dict["transform_graph"])
         model_artifact = artifact_utils.get_single_instance(output_dict["model"])
         run_dir = artifact_utils.get_single_uri(output_dict["model_run"])
         inputs = inputs_lib.load(artifact_utils.get_single_uri(input_dict["examples"]),
                                  transform_uri, config, devices=config.model.devices)
-        tickets = masks_lib.load(masks_uri)
+        tickets = masks_lib.load(masks_uri) if masks_uri else {}
         report = mtl.train_and_export(
-            inputs, config, tickets, start_prefix(masks_uri), tft.TFTransformOutput(transform_uri),
+            inputs, config, tickets, start_prefix(masks_uri) if masks_uri else None,
+            tft.TFTransformOutput(transform_uri),
             path_utils.serving_model_path(model_artifact.uri), run_dir,
             {task: ticket_prefix(masks_uri, task) for task in tickets})
         for name, value in report["eval_auc"].items():

@@ -51,8 +51,9 @@ def test_mtl_starts_from_theta0_and_uses_all_ones_masks_for_hard_sharing(toy_inp
                                                                          monkeypatch):
     """MTL's first step starts from the θ0 checkpoint's values bit for bit (not from the seed of
     its own config), with zeroed optimizers and each task's learning rate scaled by its weight."""
-    config = small_config(model={"seed": 8}, mtl={"masks": "ones",
-                                                  "loss_weights": {"ctr": 1.0, "cvr": 0.5}})
+    config = small_config(model={"seed": 8},
+                          mtl={"architecture": "shared_bottom",
+                               "loss_weights": {"ctr": 1.0, "cvr": 0.5}})
     source = inputs_lib.build_network(toy_inputs, small_config(model={"seed": 5}), features.TASKS)
     theta0 = snapshot(source)
     tf.train.Checkpoint(network=source).write(str(tmp_path / "theta0"))
@@ -75,7 +76,8 @@ def test_metrics_are_aucs_and_calibration_of_ctr_cvr_and_ctcvr(toy_inputs):
     config = small_config()
     network = inputs_lib.build_network(toy_inputs, config, features.TASKS)
     trainer = MaskedTrainer(network, toy_inputs.strategy, config)
-    for task, masks in mtl.masks_for(small_config(mtl={"masks": "ones"}), network, {}).items():
+    hard_sharing = small_config(mtl={"architecture": "shared_bottom"})
+    for task, masks in mtl.masks_for(hard_sharing, network, {}).items():
         trainer.set_masks(task, masks)
     validation = toy_inputs.validation
     metrics = mtl.metrics(trainer, validation)
