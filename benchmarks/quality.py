@@ -8,11 +8,18 @@ search drew. Arms:
   validation (`benchmarks.linear_baseline`); deterministic, so it has no seed spread;
 - `dense_single_task`: one dense network per task (`mtl.train(..., train_tasks=[task])` with
   all-ones masks); its CTCVR score is the product of the two single-task models' scores;
-- `hard_sharing`: one shared dense network, both tasks (`mtl.architecture: shared_bottom`);
+- `shared_bottom`: one shared dense network, both tasks (hard sharing), from θ0;
+- `mmoe`, `ple`: `mtl.architecture` mmoe and ple at the default `mtl.experts`, from their own
+  seeded initialisation (their layouts differ from θ0's);
 - `lt4rec`: ticket search per task (`run_search`, as the TicketSearch component), then masked MTL
   through the tickets and the negative-transfer guard (as the MTLTrainer component: a task whose
   MTL validation AUC is below its ticket's is served from the ticket's weights);
-- `lt4rec_mtl_only`: the same MTL weights without the guard (what shipped before it).
+- `lt4rec_mtl_only`: the same MTL weights without the guard (what shipped before it);
+- `lt4rec+ctcvr_loss`: LT4REC with the same tickets, CVR trained through ESMM's CTCVR loss
+  (`mtl.product_losses: [ctcvr]`), guarded.
+Every network arm trains through `mtl.train` (the MTLTrainer's loop) and is exported as the
+pipeline exports it; per arm: parameter counts (`parameters`) and, on the first seed, the
+p50 latency of a PredictRequest to the exported model at batch 1 and 256.
 Metrics: CTR AUC (all rows), CVR AUC (clicked rows), CTCVR AUC (all rows, score ctr × cvr).
 The seed sets model initialisation, dropout and batch order; data and splits are fixed by the run.
 Std is the sample standard deviation (ddof=1). `differences` gives paired per-seed differences.
@@ -23,6 +30,7 @@ profile (small_logs with partly conflicting tasks, where negative transfer shows
 """
 import dataclasses
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,11 +41,14 @@ from benchmarks import common
 
 NAME = "quality"
 METRICS = ("ctr", "cvr", "ctcvr")
-ARMS = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec_mtl_only", "lt4rec")
+ARMS = ("logistic_regression", "dense_single_task", "shared_bottom", "mmoe", "ple",
+        "lt4rec_mtl_only", "lt4rec", "lt4rec+ctcvr_loss")
 ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
-              "dense_single_task": "dense single-task", "hard_sharing": "hard sharing (ones)",
+              "dense_single_task": "dense single-task", "shared_bottom": "shared-bottom",
+              "mmoe": "MMoE", "ple": "PLE",
               "lt4rec_mtl_only": "LT4REC, MTL weights only (no guard)",
-              "lt4rec": "LT4REC sparse sharing (as shipped)"}
+              "lt4rec": "LT4REC sparse sharing (as shipped)",
+              "lt4rec+ctcvr_loss": "LT4REC + ESMM CTCVR loss"}
 # --dataset: (rows, generator profile, write train/ and eval/ subdirectories).
 DATASETS = {"default": None, "small_logs": (4300, "small_logs", True),
             "conflict": (4300, "conflict", True)}
@@ -51,10 +62,11 @@ def _parser():
     return p
 
 
-def _with_seed(config, seed, architecture=None):
+def _with_seed(config, seed, architecture=None, product_losses=None):
     model = dataclasses.replace(config.model, seed=seed)
-    mtl_config = dataclasses.replace(config.mtl,
-                                     architecture=architecture or config.mtl.architecture)
+    mtl_config = dataclasses.replace(
+        config.mtl, architecture=architecture or config.mtl.architecture,
+        product_losses=config.mtl.product_losses if product_losses is None else product_losses)
     return dataclasses.replace(config, model=model, mtl=mtl_config)
 
 
@@ -65,41 +77,88 @@ def _arm(trainer, inputs, seconds, **extra):
                 validation=mtl.evaluate(trainer, inputs.validation), train_s=seconds, **extra)
 
 
-def one_seed(inputs, config, seed, work, linear, eval_arrays):
-    """{arm: {ctr, cvr, ctcvr, validation, train_s}} and the ticket summary for one seed."""
+def parameters(network, masks):
+    """{"embeddings", "dense", "dense_used"}: parameter counts of `network`: embedding and
+    linear-term tables; everything else (MLPs, gates, heads); the latter counting only the
+    kernel entries some task's mask keeps."""
+    import numpy as np
+    tables = {id(t.embeddings) for t in network.tables.values()} | {
+        id(t.embeddings) for per_task in network.linear.values() for t in per_task.values()}
+    kernels = {id(k): i for i, k in enumerate(network.prunable_weights())}
+    counts = {"embeddings": 0, "dense": 0, "dense_used": 0}
+    for variable in network.trainable_variables:
+        size = int(np.prod(variable.shape))
+        counts["embeddings" if id(variable) in tables else "dense"] += size
+        if id(variable) in kernels:
+            kept = np.logical_or.reduce([np.asarray(m[kernels[id(variable)]], bool)
+                                         for m in masks.values()])
+            counts["dense_used"] += int(kept.sum())
+        elif id(variable) not in tables:
+            counts["dense_used"] += size
+    return counts
+
+
+def _served(trainer, masks, inputs, work, run, config, examples):
+    """Parameter counts, and serving p50 latency of the arm exported as the pipeline exports
+    it (when `examples` are given)."""
+    from modules import export
+    result = {"parameters": parameters(trainer.network, masks)}
+    if examples:
+        import tensorflow_transform as tft
+
+        from benchmarks import serving
+        path = tempfile.mkdtemp(dir=work)
+        export.export(trainer.network, masks, tft.TFTransformOutput(run.transform_graph),
+                      os.path.join(path, "model"), config.spec, trainer.served)
+        result["serving_p50_ms"] = serving.predict_p50_ms(os.path.join(path, "model"),
+                                                          examples)
+        shutil.rmtree(path)
+    return result
+
+
+def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None):
+    """{arm: {ctr, cvr, ctcvr, validation, train_s, parameters, ...}} and the ticket summary for
+    one seed; with `examples`, each network arm's serving latency too."""
     import tf_keras as keras
 
     from modules.ticket_search import run_search, start_prefix, ticket_prefix
     from modules import mtl
     keras.utils.set_random_seed(seed)
-    lt_config = _with_seed(config, seed, "lt4rec")
-    ones_config = _with_seed(config, seed, "shared_bottom")
     out = {}
+
+    def mtl_arm(name, arm_config, tickets=None, theta0=None, search_s=0.0, guard_dir=None):
+        start = time.perf_counter()
+        _, trainer, masks, fit = mtl.train(inputs, arm_config, tickets or {}, theta0)
+        seconds = search_s + time.perf_counter() - start
+        extra = {"epochs": fit.epochs_trained, "kept": fit.kept}
+        if guard_dir:
+            if name == "lt4rec":        # the same MTL weights without the guard
+                out["lt4rec_mtl_only"] = _arm(trainer, inputs, seconds, **extra)
+            extra["negative_transfer"] = mtl.guard_negative_transfer(
+                trainer, inputs, arm_config, tickets,
+                {t: ticket_prefix(guard_dir, t) for t in tickets})
+            extra["search_s"] = search_s
+        out[name] = _arm(trainer, inputs, seconds, **extra,
+                         **_served(trainer, masks, inputs, work, run, arm_config, examples))
+
     with tempfile.TemporaryDirectory(dir=work) as tmp:
+        lt_config = _with_seed(config, seed, "lt4rec", [])
         start = time.perf_counter()
         report = run_search(inputs, lt_config, tmp)
         search_s = time.perf_counter() - start
         theta0 = start_prefix(tmp)
         from modules import masks as masks_lib
         tickets = masks_lib.load(tmp)
-
-        start = time.perf_counter()
-        _, trainer, _, fit = mtl.train(inputs, lt_config, tickets, theta0)
-        seconds = search_s + time.perf_counter() - start
-        out["lt4rec_mtl_only"] = _arm(trainer, inputs, seconds, epochs=fit.epochs_trained,
-                                      kept=fit.kept)
-        guard = mtl.guard_negative_transfer(trainer, inputs, lt_config, tickets,
-                                            {t: ticket_prefix(tmp, t) for t in tickets})
-        out["lt4rec"] = _arm(trainer, inputs, seconds, search_s=search_s,
-                             epochs=fit.epochs_trained, negative_transfer=guard)
-
-        start = time.perf_counter()
-        _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0)
-        out["hard_sharing"] = _arm(trainer, inputs, time.perf_counter() - start,
-                                   epochs=fit.epochs_trained)
+        mtl_arm("lt4rec", lt_config, tickets, theta0, search_s, tmp)
+        mtl_arm("lt4rec+ctcvr_loss", _with_seed(config, seed, "lt4rec", ["ctcvr"]), tickets,
+                theta0, search_s, tmp)
+        mtl_arm("shared_bottom", _with_seed(config, seed, "shared_bottom", []), theta0=theta0)
+        for architecture in ("mmoe", "ple"):        # other layouts: their own seeded start
+            mtl_arm(architecture, _with_seed(config, seed, architecture, []))
 
         start = time.perf_counter()
         scores, validation, epochs = {}, {}, {}
+        ones_config = _with_seed(config, seed, "shared_bottom", [])
         for task in config.spec.task_names():
             _, trainer, _, fit = mtl.train(inputs, ones_config, {}, theta0, train_tasks=[task])
             scores[task] = trainer.predict(inputs.evaluation, task)
@@ -109,7 +168,8 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays):
         from modules import tasks as task_lib
         out["dense_single_task"] = dict(
             {m: task_lib.auc(config.spec, m, eval_arrays, scores[m]) for m in METRICS},
-            validation=validation, train_s=time.perf_counter() - start, epochs=epochs)
+            validation=validation, train_s=time.perf_counter() - start, epochs=epochs,
+            parameters={k: 2 * v for k, v in out["shared_bottom"]["parameters"].items()})
     out["logistic_regression"] = linear
     ticket = {task: {"density": r["chosen_density"], "round": r["chosen_round"],
                      "ticket_validation_auc": r["chosen_metric"],
@@ -132,8 +192,10 @@ def summarise(per_seed):
         arms[arm]["validation"] = {task: float(np.mean([s[arm]["validation"][task]
                                                         for s in per_seed]))
                                    for task in ("ctr", "cvr")}
+        for key in ("parameters", "serving_p50_ms"):        # the first seed's
+            arms[arm][key] = per_seed[0][arm].get(key)
     differences = {}
-    for other in ("logistic_regression", "hard_sharing", "dense_single_task", "lt4rec_mtl_only"):
+    for other in (a for a in ARMS if a != "lt4rec"):
         differences[f"lt4rec_minus_{other}"] = {}
         for metric in METRICS:
             diff = [s["lt4rec"][metric] - s[other][metric] for s in per_seed]
@@ -164,11 +226,15 @@ def measure(args):
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, batch_size=max(config.model.batch_size, inputs.train.num_rows)))
     os.makedirs(args.work, exist_ok=True)
+    from benchmarks import serving
+    examples = serving.raw_examples(run, 2 if args.quick else 512)
     per_seed, tickets = [], []
     start = time.perf_counter()
     for seed in seeds:
-        common.log(f"seed {seed}: ticket search, LT4REC, hard sharing, dense single-task")
-        arms, ticket = one_seed(inputs, config, seed, args.work, linear, eval_arrays)
+        common.log(f"seed {seed}: ticket search, LT4REC (+ CTCVR loss), shared-bottom, MMoE, "
+                   f"PLE, dense single-task")
+        arms, ticket = one_seed(inputs, config, seed, args.work, linear, eval_arrays, run,
+                                examples if seed == seeds[0] else None)
         per_seed.append(dict(arms, seed=seed))
         tickets.append(dict(ticket, seed=seed))
     arms, differences = summarise(per_seed)
@@ -184,7 +250,8 @@ def measure(args):
             "eval_rows": inputs.evaluation.num_rows,
             "config": config.to_json(("model", "ticket", "mtl")),
             "logistic_regression_c": linear["chosen_c"],
-            "arms": arms, "arm_labels": ARM_LABELS, "per_seed": per_seed, "tickets": tickets,
+            "arms": arms, "arm_labels": ARM_LABELS, "arm_order": list(ARMS),
+            "per_seed": per_seed, "tickets": tickets,
             "differences": differences, "pipeline_run_mtl": pipeline_run,
             "wall_s": time.perf_counter() - start}
 
@@ -193,13 +260,16 @@ def render(result):
     rows = []
     for arm in ARMS:
         a = result["arms"][arm]
+        size, latency = a.get("parameters"), a.get("serving_p50_ms")
         rows.append([ARM_LABELS[arm]] + [f"{a[m]['mean']:.4f} ± {a[m]['std']:.4f}"
-                                         for m in METRICS] + [f"{a['train_s']['mean']:.0f}"])
+                                         for m in METRICS] + [f"{a['train_s']['mean']:.0f}"]
+                    + [f"{size['dense_used']:,}" if size else "-"]
+                    + ["/".join(f"{v:.1f}" for v in latency.values()) if latency else "-"])
     text = [f"{result['dataset']} data: eval AUC, mean ± std over seeds {result['seeds']}, "
             f"everything chosen on validation ({result['train_rows']:,} train / "
             f"{result['validation_rows']:,} validation / {result['eval_rows']:,} eval rows)",
-            common.table(["model", "CTR AUC", "CVR AUC (clicked)", "CTCVR AUC", "train s"],
-                         rows), ""]
+            common.table(["model", "CTR AUC", "CVR AUC (clicked)", "CTCVR AUC", "train s",
+                          "dense params used", "serving p50 ms (b1/b256)"], rows), ""]
     drows = []
     for key, diffs in result["differences"].items():
         drows.append([key.replace("_", " ")] + [

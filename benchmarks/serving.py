@@ -75,6 +75,18 @@ def _blocks(call, items, repeats, warmup=20):
     return summary
 
 
+def predict_p50_ms(model_dir, examples, batch_size=256, calls=200, batches=20):
+    """{"batch_1", "batch_<batch_size>"}: median ms of a PredictRequest to `serving_default`
+    of the SavedModel at `model_dir` (loaded as TF Serving loads it), on `examples`."""
+    from pipeline import serving
+    session = serving.ServingSession(model_dir)
+    singles = [serving.make_request([e]) for e in examples[:calls]]
+    big = [serving.make_request([examples[(i * batch_size + j) % len(examples)]
+                                 for j in range(batch_size)]) for i in range(batches)]
+    return {"batch_1": _blocks(session.predict, singles, 1)["p50_ms"],
+            f"batch_{batch_size}": _blocks(session.predict, big, 1, warmup=3)["p50_ms"]}
+
+
 def measure(args):
     from pipeline import serving
     config = common.load_config(args)

@@ -23,7 +23,7 @@ def platform_spec(pipeline_spec, kubeflow_config):
         return None
     tasks = pipeline_spec["root"]["dag"]["tasks"]
     executors = {}
-    for name in TRAINERS:
+    for name in (n for n in TRAINERS if n in tasks):     # no TicketSearch without tickets
         label = pipeline_spec["components"][tasks[name]["componentRef"]["name"]]["executorLabel"]
         executors[label] = {}
         if kf.gpu_node_selector:

@@ -165,6 +165,10 @@ class MTLConfig:
     # a softmax gate per task (`experts`).
     architecture: str = "lt4rec"
     experts: ExpertsConfig = dataclasses.field(default_factory=ExpertsConfig)
+    # Products (`spec.products`) whose last task trains through the product on the product's
+    # rows (ESMM's entire-space loss; `[ctcvr]`: CVR through P(click and conversion) = ctr x
+    # cvr on every impression). The other factors' probabilities are constants in that step.
+    product_losses: List[str] = dataclasses.field(default_factory=list)
     # A task whose MTL validation AUC ends below its own ticket's (trained alone; negative
     # transfer) is flagged in the summary; "serve_ticket" also serves that task from its
     # ticket's weights (the export then holds a second set of weights), "report" only flags it.
@@ -383,6 +387,13 @@ class Config:
             units = getattr(experts, field)
             _check(all(_is_int(u) and u > 0 for u in units) and (units or field != "units"),
                    f"mtl.experts.{field}", units, "must be positive layer widths")
+        products = {p.name: p.tasks for p in self.spec.products}
+        for name in self.mtl.product_losses if given("spec") else []:
+            _check(name in products, "mtl.product_losses", name,
+                   f"unknown product; products: {sorted(products)}")
+        lasts = [products[n][-1] for n in self.mtl.product_losses if n in products]
+        _check(len(set(lasts)) == len(lasts), "mtl.product_losses", self.mtl.product_losses,
+               "trains one task through two products")
         _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
         self.spec.validate()

@@ -57,7 +57,8 @@ def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=None, on_
     if start_prefix:
         tf.train.Checkpoint(network=network).read(start_prefix).assert_existing_objects_matched()
     task_masks = masks_for(config, network, ticket_masks)
-    trainer = MaskedTrainer(network, inputs.strategy, config, config.mtl.loss_weights)
+    trainer = MaskedTrainer(network, inputs.strategy, config, config.mtl.loss_weights,
+                            config.mtl.product_losses)
     for task in tasks:
         trainer.set_masks(task, task_masks[task])
     trainer.reset_optimizers()

@@ -51,6 +51,17 @@ def per_example_loss(task, batch, logits):
     return loss * train_rows(task, batch)
 
 
+def product_loss(spec, name, batch, log_probability):
+    """Per-example binary cross-entropy of product `name` of `spec` (ESMM's CTCVR loss: the
+    product's label against the product of its tasks' probabilities, given as the sum of their
+    log-probabilities), on the product's rows (zero elsewhere)."""
+    label_column, rows_column = spec.eval_columns(name)
+    labels = tf.cast(batch[label_column], tf.float32)
+    log_p = tf.minimum(log_probability, -1e-7)            # log(1 - p) stays finite
+    loss = -(labels * log_p + (1.0 - labels) * tf.math.log(-tf.math.expm1(log_p)))
+    return loss * tf.cast(_rows(rows_column, label_column, batch), tf.float32)
+
+
 def product(probabilities):
     """A product output's score: the product of its tasks' probabilities (tensors)."""
     return functools.reduce(operator.mul, probabilities)

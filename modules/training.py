@@ -155,14 +155,16 @@ class OwnParameters:
 class MaskedTrainer:
     """Trains one network through per-task masks under a tf.distribute strategy."""
 
-    def __init__(self, network, strategy, config, loss_weights=None):
+    def __init__(self, network, strategy, config, loss_weights=None, product_losses=()):
         """`config`: the Config (its `model` section and `spec`: the tasks, the products and the
         reference scores, scored and evaluated like their task); `loss_weights`: {task: weight}
-        (default 1)."""
+        (default 1); `product_losses`: products whose last task steps on the product's loss
+        (`mtl.product_losses`)."""
         self.network = network
         self.spec = config.spec
         self.tasks = {t.name: t for t in config.spec.tasks}
         self.products = {p.name: p.tasks for p in config.spec.products}
+        self.through_product = {self.products[name][-1]: name for name in product_losses}
         self.references = config.spec.reference_columns()
         self.strategy = strategy
         self.model_config = config.model
@@ -432,6 +434,20 @@ class MaskedTrainer:
         count = tf.Variable(0, dtype=tf.int64, trainable=False, name=f"loss_steps_{task}")
         self._loss_sums[task] = (total, count)
 
+        product = self.through_product.get(task)
+
+        def loss_of(batch, logits):
+            """(per-example loss, [batch] 0/1 rows it trains on)."""
+            if product is None:
+                return (task_lib.per_example_loss(spec, batch, logits),
+                        task_lib.train_rows(spec, batch))
+            others = [tf.stop_gradient(tf.math.log_sigmoid(network.forward(
+                batch, other, network.effective_kernels(self.masks[other]))))
+                for other in self.products[product][:-1]]
+            loss = task_lib.product_loss(self.spec, product, batch,
+                                         tf.add_n([tf.math.log_sigmoid(logits)] + others))
+            return loss, tf.cast(task_lib.eval_rows(self.spec, product, batch)[1], tf.float32)
+
         def replica_step(batch):
             with tf.GradientTape() as tape:
                 kernels = network.effective_kernels(masks)
@@ -440,8 +456,8 @@ class MaskedTrainer:
                                                       with_penalty=True)
                 else:
                     logits, penalty = network.forward(batch, task, kernels, training=True), 0.0
-                per_example = task_lib.per_example_loss(spec, batch, logits)
-                per_example += l2 * penalty * task_lib.train_rows(spec, batch)
+                per_example, rows = loss_of(batch, logits)
+                per_example += l2 * penalty * rows
                 loss = tf.nn.compute_average_loss(per_example,
                                                   global_batch_size=config.batch_size)
             grads = tape.gradient(loss, variables)

@@ -11,7 +11,7 @@ Metadata and writes `out_dir/index.html` (default `<root>/report/`) with:
 - overlap between the task masks: an N x N matrix of pairwise Jaccard indices and shared counts;
   with two tasks also per layer first-only / shared / second-only / pruned-by-both fractions and
   a map of every layer's connections;
-- the AUC comparison table (dense single-task, hard sharing, LT4REC; mean ± std over seeds) from
+- the AUC comparison table (every arm of the benchmark; mean ± std over seeds) from
   the quality JSON of `python -m benchmarks.quality`, when given (or at `<root>/quality.json`);
 - TFMA metrics per slice (`tfma.load_eval_result`): per task its rows, AUC and calibration, per
   product and reference score its AUC, and the validation (blessing) outcome.
@@ -34,10 +34,6 @@ from modules import plots
 
 REPORT_DIR = "report"
 QUALITY_FILE = "quality.json"
-_ARM_ORDER = ("logistic_regression", "dense_single_task", "hard_sharing", "lt4rec")
-_ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
-               "dense_single_task": "dense single-task", "hard_sharing": "hard sharing (all-ones)",
-               "lt4rec": "LT4REC sparse sharing"}
 
 
 class ReportError(RuntimeError):
@@ -329,9 +325,15 @@ def plot_mask_maps(masks, tasks, out_dir):
     return _save(fig, out_dir, "mask_maps.png")
 
 
+def _arms(quality):
+    """(arm names in the benchmark's order, {arm: label}) of a quality JSON."""
+    return (quality.get("arm_order") or sorted(quality["arms"]),
+            quality.get("arm_labels") or {})
+
+
 def plot_quality(quality, out_dir):
     plt = plots.plt
-    arms = [a for a in _ARM_ORDER if a in quality["arms"]]
+    arms, labels = _arms(quality)
     metrics = quality["metrics"]
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=100)
     width = 0.8 / len(arms)
@@ -342,7 +344,7 @@ def plot_quality(quality, out_dir):
         stds = [quality["arms"][arm][m]["std"] for m in metrics]
         lows += [m - s for m, s in zip(means, stds)]
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
-               label=_ARM_LABELS.get(arm, arm))
+               label=labels.get(arm, arm))
     ax.set_xticks(x, [f"{m.upper()} AUC" for m in metrics])
     ax.set_ylim(max(0.0, min(lows) - 0.05), 1.0)
     ax.set_ylabel("eval AUC (mean ± std)")
@@ -533,8 +535,8 @@ def _quality_section(quality, quality_path, out_dir):
                 "benchmarks.quality --root ROOT --out ROOT/quality.json</code> (or pass "
                 "<code>--quality FILE</code>).</p>")
     metrics = quality["metrics"]
-    arms = [a for a in _ARM_ORDER if a in quality["arms"]]
-    rows = [[html.escape(_ARM_LABELS.get(a, a))]
+    arms, labels = _arms(quality)
+    rows = [[html.escape(labels.get(a, a))]
             + [f"{_f(quality['arms'][a][m]['mean'])} ± {_f(quality['arms'][a][m]['std'])}"
                for m in metrics] for a in arms]
     parts = ["<h2>AUC comparison (same data and splits)</h2>",

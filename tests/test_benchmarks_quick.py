@@ -204,10 +204,20 @@ def test_quality_and_its_report(root, work, tmp_path):
         assert set(result["arms"][arm]["validation"]) == {"ctr", "cvr"}
     assert result["arms"]["logistic_regression"]["ctr"]["std"] == 0.0   # deterministic
     assert set(result["logistic_regression_c"]) == {"ctr", "cvr"}
-    diff = result["differences"]["lt4rec_minus_hard_sharing"]["ctr"]
-    per_seed = [s["lt4rec"]["ctr"] - s["hard_sharing"]["ctr"] for s in result["per_seed"]]
+    diff = result["differences"]["lt4rec_minus_mmoe"]["ctr"]
+    per_seed = [s["lt4rec"]["ctr"] - s["mmoe"]["ctr"] for s in result["per_seed"]]
     assert diff["mean"] == pytest.approx(sum(per_seed) / 2)
     assert all(0 < t["ctr"]["density"] <= 1 for t in result["tickets"])
+    sizes = {arm: result["arms"][arm]["parameters"] for arm in quality.ARMS
+             if arm not in ("logistic_regression", "lt4rec_mtl_only")}
+    assert sizes["lt4rec"]["dense"] == sizes["shared_bottom"]["dense"]     # one MLP, masked
+    # Kept by some ticket (a dense round may be chosen on tiny data): at most all of it.
+    assert sizes["lt4rec"]["dense_used"] <= sizes["shared_bottom"]["dense_used"] \
+        == sizes["shared_bottom"]["dense"]
+    assert sizes["mmoe"]["embeddings"] == sizes["ple"]["embeddings"] \
+        == sizes["lt4rec"]["embeddings"] > 0
+    for arm in ("lt4rec", "lt4rec+ctcvr_loss", "shared_bottom", "mmoe", "ple"):
+        assert all(v > 0 for v in result["arms"][arm]["serving_p50_ms"].values()), arm
 
     from pipeline import report
     index = report.render(root, str(tmp_path / "report"), os.path.join(str(work),

@@ -228,3 +228,14 @@ def test_gpu_placement_needs_gpus_and_valid_tolerations(compiled, tmp_path):
     assert len(list(yaml.safe_load_all(open(package)))) == 1
     with pytest.raises(ConfigError, match="kubeflow.gpu_tolerations"):
         Config.from_dict({"kubeflow": {"gpu_tolerations": [{"taint": "gpu"}]}}).validate()
+
+
+def test_gpu_placement_of_a_pipeline_without_ticket_search_places_the_trainer_only(compiled):
+    from kubeflow import submit
+    from modules.config import Config
+    spec = json.loads(json.dumps(compiled["pipelineSpec"]))
+    del spec["root"]["dag"]["tasks"]["TicketSearch"]          # mtl.architecture without tickets
+    config = Config.from_dict({"kubeflow": {"gpu_node_selector": NODE_SELECTOR}})
+    executors = submit.platform_spec(spec, config.kubeflow)["platforms"]["kubernetes"][
+        "deploymentSpec"]["executors"]
+    assert set(executors) == {"MTLTrainer_executor"}
