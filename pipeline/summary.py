@@ -126,8 +126,8 @@ def _fmt(value):
 
 def render(result):
     """Human-readable summary table."""
-    lines = ["lt4rec run finished. AUC on validation (chose rounds, stopped training) / eval "
-             "(reported, gated):",
+    lines = [f"lt4rec run finished (mtl.architecture: {result.get('architecture', 'lt4rec')}). "
+             "AUC on validation (chose rounds, stopped training) / eval (reported, gated):",
              "  AUC val / eval   dense round 0     chosen ticket     masked MTL   density  "
              "MTL epochs  calibration"]
     outputs = result["outputs"]

@@ -31,6 +31,7 @@ def test_no_ticket_search_runs_and_the_model_is_blessed_and_pushed(run):
     assert "TicketSearch" not in run["outputs"] and "MTLTrainer" in run["outputs"]
     result = json.loads(open(run["layout"].summary_path).read())
     assert result["architecture"] == run["architecture"]
+    assert f"mtl.architecture: {run['architecture']}" in summary.render(run["summary"])
     assert result["blessed"] is True and result["pushed_model"]
     for task in ("ctr", "cvr"):      # 800 rows, ~70 clicked: no quality bar, only the lineage
         assert result[task]["ticket_auc"] is None and 0.0 <= result[task]["mtl_auc"] <= 1.0
