@@ -98,7 +98,7 @@ def parameters(network, masks):
     return counts
 
 
-def _served(trainer, masks, inputs, work, run, config, examples):
+def _served(trainer, masks, work, run, config, examples):
     """Parameter counts, and serving p50 latency of the arm exported as the pipeline exports
     it (when `examples` are given)."""
     from modules import export
@@ -139,7 +139,7 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None
                 {t: ticket_prefix(guard_dir, t) for t in tickets})
             extra["search_s"] = search_s
         out[name] = _arm(trainer, inputs, seconds, **extra,
-                         **_served(trainer, masks, inputs, work, run, arm_config, examples))
+                         **_served(trainer, masks, work, run, arm_config, examples))
 
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         lt_config = _with_seed(config, seed, "lt4rec", [])
