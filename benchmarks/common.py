@@ -119,10 +119,11 @@ def out_path(args, name):
     return os.path.join(RESULTS_DIR, f"{name}.json")
 
 
-def load_config(args):
-    """The Config the script measures: defaults (or --config), with the quick overrides."""
+def load_config(args, spec_file=None):
+    """The Config the script measures: defaults (or `spec_file`'s spec, then --config), with the
+    quick overrides."""
     from modules.config import Config
-    return Config.load(args.config, QUICK_OVERRIDES if args.quick else None)
+    return Config.load(args.config, QUICK_OVERRIDES if args.quick else None, spec_file)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -146,6 +147,40 @@ def synthetic_data(work, rows, seed, fresh=False, profile="default", splits=Fals
     return out, seconds
 
 
+def feed_data(work, spec, rows, seed):
+    """(directory, schema path) of the bring-your-own-data worked example's log
+    (`examples/feed/make_data.py`) at `rows` rows, converted by `lt4rec convert` for `spec`, and
+    the schema `lt4rec schema` infers from it."""
+    import csv
+    import importlib.util
+
+    from pipeline import convert, infer_schema
+    out = os.path.join(os.path.abspath(work), "data", f"feed-{rows}-seed{seed}")
+    schema = out + ".schema.pbtxt"
+    if os.path.isdir(out):
+        return out, schema
+    for path in (out + ".partial", out + ".csv"):     # a partial write is redone
+        shutil.rmtree(path, ignore_errors=True)
+    module_spec = importlib.util.spec_from_file_location(
+        "make_data", os.path.join(REPO, "examples", "feed", "make_data.py"))
+    make_data = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(make_data)
+    table = make_data.rows(rows, seed)
+    os.makedirs(out + ".csv")
+    with open(os.path.join(out + ".csv", "feed.csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    convert.convert(os.path.join(out + ".csv", "feed.csv"), spec, out + ".partial")
+    inferred, examples = infer_schema.infer(os.path.join(out + ".partial", "*"), spec)
+    if os.path.exists(schema):
+        os.remove(schema)
+    infer_schema.write(inferred, schema, out, examples)
+    os.replace(out + ".partial", out)       # last: the data exists only once its schema does
+    shutil.rmtree(out + ".csv")
+    return out, schema
+
+
 def finished_outputs(root, config):
     """The MLMD outputs of a finished run under `root` (with a pushed model), else None."""
     from pipeline import local_runner, mlmd
@@ -161,20 +196,25 @@ def finished_outputs(root, config):
     return outputs
 
 
-def ensure_run(args, config, profile="default", splits=False):
+def ensure_run(args, config, profile="default", splits=False, make_data=None):
     """A Run for `--root` (used as it is), or for the default root under --work, which is always
     brought up to date (the pipeline reruns; TFX's cache serves what the code and config did not
-    change, so a run made by older code is never measured), on synthetic data of `profile`."""
+    change, so a run made by older code is never measured), on synthetic data of `profile`, or
+    on what `make_data(work, spec, rows, seed)` returns: (data directory, schema path)."""
     suffix = "" if profile == "default" else f"-{profile}"
-    root = os.path.abspath(args.root or os.path.join(
-        args.work, "quick-run" if args.quick else f"run-{config.data.synthetic_rows}{suffix}"))
+    name = "quick-run" if args.quick else f"run-{config.data.synthetic_rows}"
+    root = os.path.abspath(args.root or os.path.join(args.work, name + suffix))
     outputs = finished_outputs(root, config) if args.root else None
     if outputs is None:
         from pipeline import local_runner
-        data, _ = synthetic_data(args.work, config.data.synthetic_rows,
-                                 config.data.synthetic_seed, profile=profile, splits=splits)
+        rows, seed = config.data.synthetic_rows, config.data.synthetic_seed
+        if make_data:
+            data, schema = make_data(args.work, config.spec, rows, seed)
+        else:
+            data, schema = synthetic_data(args.work, rows, seed, profile=profile,
+                                          splits=splits)[0], local_runner.SCHEMA_PATH
         log(f"running the pipeline under {root} on {data} (cached steps are reused)")
-        local_runner.run(data, root, config)
+        local_runner.run(data, root, config, schema_path=schema)
         outputs = finished_outputs(root, config)
         if outputs is None:
             raise RuntimeError(f"the pipeline run under {root} did not finish")

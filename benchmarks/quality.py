@@ -16,17 +16,23 @@ search drew. Arms:
   MTL validation AUC is below its ticket's is served from the ticket's weights);
 - `lt4rec_mtl_only`: the same MTL weights without the guard (what shipped before it);
 - `lt4rec+ctcvr_loss`: LT4REC with the same tickets, CVR trained through ESMM's CTCVR loss
-  (`mtl.product_losses: [ctcvr]`), guarded.
+  (`mtl.product_losses: [ctcvr]`), guarded (with another spec: `lt4rec+<products>_loss`, every
+  product of the spec trained through its loss; no such arm when the spec has no product).
 Every network arm trains through `mtl.train` (the MTLTrainer's loop) and is exported as the
 pipeline exports it; per arm: parameter counts (`parameters`) and, on the first seed, the
 p50 latency of a PredictRequest to the exported model at batch 1 and 256.
-Metrics: CTR AUC (all rows), CVR AUC (clicked rows), CTCVR AUC (all rows, score ctr × cvr).
+Metrics: every output of the spec; on the LT4REC spec CTR AUC (all rows), CVR AUC (clicked rows),
+CTCVR AUC (all rows, score ctr × cvr).
 The seed sets model initialisation, dropout and batch order; data and splits are fixed by the run.
 Std is the sample standard deviation (ddof=1). `differences` gives paired per-seed differences.
 `--dataset small_logs` measures on a run over 4,300 rows of the generator's `small_logs` profile
 (long-tailed ids, most seen once or twice; train/ and eval/ given 80/20, validation carved out of
 train), like a small sample of real logs; `--dataset conflict` on the same size of the `conflict`
-profile (small_logs with partly conflicting tasks, where negative transfer shows).
+profile (small_logs with partly conflicting tasks, where negative transfer shows);
+`--dataset feed` on 10,000 rows of the bring-your-own-data worked example's log
+(`examples/feed/make_data.py`: three tasks, `click`, `like` on clicked rows, `finish` =
+`watch_ratio >= 0.9` on clicked rows, and the product `click_like`), converted, schema-inferred
+and run with `examples/feed/spec.yaml` as the README's walk-through does (hash-split by request).
 """
 import dataclasses
 import os
@@ -40,18 +46,36 @@ import numpy as np
 from benchmarks import common
 
 NAME = "quality"
-METRICS = ("ctr", "cvr", "ctcvr")
 ARMS = ("logistic_regression", "dense_single_task", "shared_bottom", "mmoe", "ple",
-        "lt4rec_mtl_only", "lt4rec", "lt4rec+ctcvr_loss")
+        "lt4rec_mtl_only", "lt4rec")
 ARM_LABELS = {"logistic_regression": "logistic regression (one-hot ids)",
               "dense_single_task": "dense single-task", "shared_bottom": "shared-bottom",
               "mmoe": "MMoE", "ple": "PLE",
               "lt4rec_mtl_only": "LT4REC, MTL weights only (no guard)",
-              "lt4rec": "LT4REC sparse sharing (as shipped)",
-              "lt4rec+ctcvr_loss": "LT4REC + ESMM CTCVR loss"}
-# --dataset: (rows, generator profile, write train/ and eval/ subdirectories).
-DATASETS = {"default": None, "small_logs": (4300, "small_logs", True),
-            "conflict": (4300, "conflict", True)}
+              "lt4rec": "LT4REC sparse sharing (as shipped)"}
+FEED_SPEC = os.path.join(common.REPO, "examples", "feed", "spec.yaml")
+# --dataset: rows (else the config's), the generator's profile and whether it writes train/ and
+# eval/ subdirectories; or a spec file and the function that writes its data.
+DATASETS = {"default": {}, "small_logs": {"rows": 4300, "profile": "small_logs", "splits": True},
+            "conflict": {"rows": 4300, "profile": "conflict", "splits": True},
+            "feed": {"rows": 10000, "profile": "feed", "spec_file": FEED_SPEC,
+                     "make_data": common.feed_data}}
+
+
+def product_loss_arm(spec):
+    """The name of the arm that trains every product of `spec` through its loss (None without
+    products), e.g. `lt4rec+ctcvr_loss`."""
+    names = [p.name for p in spec.products]
+    return f"lt4rec+{'+'.join(names)}_loss" if names else None
+
+
+def arm_names_of(spec):
+    """(arm names in order, {arm: label}) for `spec`."""
+    product_arm = product_loss_arm(spec)
+    if not product_arm:
+        return ARMS, ARM_LABELS
+    label = "LT4REC + ESMM " + "/".join(p.name.upper() for p in spec.products) + " loss"
+    return ARMS + (product_arm,), dict(ARM_LABELS, **{product_arm: label})
 
 
 def _parser():
@@ -117,8 +141,8 @@ def _served(trainer, masks, work, run, config, examples):
 
 
 def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None):
-    """{arm: {ctr, cvr, ctcvr, validation, train_s, parameters, ...}} and the ticket summary for
-    one seed; with `examples`, each network arm's serving latency too."""
+    """{arm: {<output>: eval AUC, validation, train_s, parameters, ...}} and the ticket summary
+    for one seed; with `examples`, each network arm's serving latency too."""
     import tf_keras as keras
 
     from modules.ticket_search import run_search, start_prefix, ticket_prefix
@@ -150,7 +174,9 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None
         from modules import masks as masks_lib
         tickets = masks_lib.load(tmp)
         mtl_arm("lt4rec", lt_config, tickets, theta0, search_s, tmp)
-        mtl_arm("lt4rec+ctcvr_loss", _with_seed(config, seed, "lt4rec", ["ctcvr"]), tickets,
+        if product_loss_arm(config.spec):
+            mtl_arm(product_loss_arm(config.spec), _with_seed(
+                config, seed, "lt4rec", [p.name for p in config.spec.products]), tickets,
                 theta0, search_s, tmp)
         mtl_arm("shared_bottom", _with_seed(config, seed, "shared_bottom", []), theta0=theta0)
         for architecture in ("mmoe", "ple"):        # other layouts: their own seeded start
@@ -164,12 +190,15 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None
             scores[task] = trainer.predict(inputs.evaluation, task)
             validation[task] = fit.validation_auc[task]
             epochs[task] = fit.epochs_trained[task]
-        scores["ctcvr"] = scores["ctr"] * scores["cvr"]
+        for product in config.spec.products:
+            scores[product.name] = np.prod([scores[t] for t in product.tasks], axis=0)
         from modules import tasks as task_lib
         out["dense_single_task"] = dict(
-            {m: task_lib.auc(config.spec, m, eval_arrays, scores[m]) for m in METRICS},
+            {m: task_lib.auc(config.spec, m, eval_arrays, scores[m])
+             for m in config.spec.output_names()},
             validation=validation, train_s=time.perf_counter() - start, epochs=epochs,
-            parameters={k: 2 * v for k, v in out["shared_bottom"]["parameters"].items()})
+            parameters={k: len(validation) * v
+                        for k, v in out["shared_bottom"]["parameters"].items()})
     out["logistic_regression"] = linear
     ticket = {task: {"density": r["chosen_density"], "round": r["chosen_round"],
                      "ticket_validation_auc": r["chosen_metric"],
@@ -179,25 +208,26 @@ def one_seed(inputs, config, seed, work, linear, eval_arrays, run, examples=None
     return out, ticket
 
 
-def summarise(per_seed):
+def summarise(per_seed, arm_names, spec):
     """{arm: {metric: {mean, std, values}}} and paired differences vs. lt4rec."""
+    metrics = spec.output_names()
     arms = {}
-    for arm in ARMS:
+    for arm in arm_names:
         arms[arm] = {}
-        for metric in METRICS + ("train_s",):
+        for metric in metrics + ["train_s"]:
             values = [s[arm][metric] for s in per_seed]
             arms[arm][metric] = {"mean": float(np.mean(values)),
                                  "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                                  "values": [float(v) for v in values]}
         arms[arm]["validation"] = {task: float(np.mean([s[arm]["validation"][task]
                                                         for s in per_seed]))
-                                   for task in ("ctr", "cvr")}
+                                   for task in spec.task_names()}
         for key in ("parameters", "serving_p50_ms"):        # the first seed's
             arms[arm][key] = per_seed[0][arm].get(key)
     differences = {}
-    for other in (a for a in ARMS if a != "lt4rec"):
+    for other in (a for a in arm_names if a != "lt4rec"):
         differences[f"lt4rec_minus_{other}"] = {}
-        for metric in METRICS:
+        for metric in metrics:
             diff = [s["lt4rec"][metric] - s[other][metric] for s in per_seed]
             differences[f"lt4rec_minus_{other}"][metric] = {
                 "mean": float(np.mean(diff)),
@@ -207,12 +237,13 @@ def summarise(per_seed):
 
 
 def measure(args):
-    config = common.load_config(args)
     dataset = DATASETS[args.dataset]
-    if dataset and not args.quick:
+    config = common.load_config(args, dataset.get("spec_file"))
+    if "rows" in dataset and not args.quick:
         config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, synthetic_rows=dataset[0]))
-    run = common.ensure_run(args, config, *(dataset[1:] if dataset else ()))
+            config.data, synthetic_rows=dataset["rows"]))
+    run = common.ensure_run(args, config, dataset.get("profile", "default"),
+                            dataset.get("splits", False), dataset.get("make_data"))
     seeds = [int(s) for s in (args.seeds or ("1,2" if args.quick else "42,43,44")).split(",")]
     inputs = run.load_inputs(config)
     from benchmarks import linear_baseline
@@ -231,53 +262,69 @@ def measure(args):
     per_seed, tickets = [], []
     start = time.perf_counter()
     for seed in seeds:
-        common.log(f"seed {seed}: ticket search, LT4REC (+ CTCVR loss), shared-bottom, MMoE, "
+        common.log(f"seed {seed}: ticket search, LT4REC (+ product loss), shared-bottom, MMoE, "
                    f"PLE, dense single-task")
-        arms, ticket = one_seed(inputs, config, seed, args.work, linear, eval_arrays, run,
-                                examples if seed == seeds[0] else None)
-        per_seed.append(dict(arms, seed=seed))
+        results, ticket = one_seed(inputs, config, seed, args.work, linear, eval_arrays, run,
+                                 examples if seed == seeds[0] else None)
+        per_seed.append(dict(results, seed=seed))
         tickets.append(dict(ticket, seed=seed))
-    arms, differences = summarise(per_seed)
+    arm_names, labels = arm_names_of(config.spec)
+    summary, differences = summarise(per_seed, arm_names, config.spec)
     try:
         pipeline_run = {"eval_auc": run.training_report()["eval_auc"]}
     except (OSError, KeyError, ValueError):
         pipeline_run = None
     return {"run_root": run.root, "dataset": args.dataset, "seeds": seeds,
-            "metrics": list(METRICS), "selected_on": "validation", "reported_on": "eval",
-            "metric_rows": {"ctr": "all eval rows", "cvr": "clicked eval rows",
-                            "ctcvr": "all eval rows, score ctr*cvr"},
+            "metrics": config.spec.output_names(), "selected_on": "validation",
+            "reported_on": "eval", "metric_rows": metric_rows(config.spec),
             "train_rows": inputs.train.num_rows, "validation_rows": inputs.validation.num_rows,
             "eval_rows": inputs.evaluation.num_rows,
             "config": config.to_json(("model", "ticket", "mtl")),
             "logistic_regression_c": linear["chosen_c"],
-            "arms": arms, "arm_labels": ARM_LABELS, "arm_order": list(ARMS),
+            "arms": summary, "arm_labels": labels, "arm_order": list(arm_names),
             "per_seed": per_seed, "tickets": tickets,
             "differences": differences, "pipeline_run_mtl": pipeline_run,
             "wall_s": time.perf_counter() - start}
 
 
+def metric_rows(spec):
+    """{output: the eval rows its AUC is measured on (and a product's score)}."""
+    out = {}
+    for name in spec.output_names():
+        rows = spec.eval_columns(name)[1]
+        out[name] = "all eval rows" if rows is None else f"eval rows where {rows} != 0"
+        factors = dict((p.name, p.tasks) for p in spec.products).get(name)
+        if factors:
+            out[name] += ", score " + "*".join(factors)
+    return out
+
+
 def render(result):
-    rows = []
-    for arm in ARMS:
+    metrics, rows = result["metrics"], []
+    for arm in result["arm_order"]:
         a = result["arms"][arm]
         size, latency = a.get("parameters"), a.get("serving_p50_ms")
-        rows.append([ARM_LABELS[arm]] + [f"{a[m]['mean']:.4f} ± {a[m]['std']:.4f}"
-                                         for m in METRICS] + [f"{a['train_s']['mean']:.0f}"]
+        rows.append([result["arm_labels"][arm]] + [f"{a[m]['mean']:.4f} ± {a[m]['std']:.4f}"
+                                                   for m in metrics]
+                    + [f"{a['train_s']['mean']:.0f}"]
                     + [f"{size['dense_used']:,}" if size else "-"]
                     + ["/".join(f"{v:.1f}" for v in latency.values()) if latency else "-"])
     text = [f"{result['dataset']} data: eval AUC, mean ± std over seeds {result['seeds']}, "
             f"everything chosen on validation ({result['train_rows']:,} train / "
             f"{result['validation_rows']:,} validation / {result['eval_rows']:,} eval rows)",
-            common.table(["model", "CTR AUC", "CVR AUC (clicked)", "CTCVR AUC", "train s",
-                          "dense params used", "serving p50 ms (b1/b256)"], rows), ""]
+            common.table(["model"] + [f"{m.upper()} AUC" for m in metrics]
+                         + ["train s", "dense params used", "serving p50 ms (b1/b256)"], rows),
+            ""]
     drows = []
     for key, diffs in result["differences"].items():
         drows.append([key.replace("_", " ")] + [
             f"{d['mean']:+.4f} ± {d['std']:.4f} ({d['lt4rec_better_in']}/{d['seeds']})"
-            for d in (diffs[m] for m in METRICS)])
-    text.append(common.table(["paired difference (wins/seeds)", "CTR", "CVR", "CTCVR"], drows))
-    densities = ", ".join(f"seed {t['seed']}: ctr {t['ctr']['density']:.2f} / "
-                          f"cvr {t['cvr']['density']:.2f}" for t in result["tickets"])
+            for d in (diffs[m] for m in metrics)])
+    text.append(common.table(["paired difference (wins/seeds)"] + [m.upper() for m in metrics],
+                             drows))
+    tasks = [m for m in metrics if m in result["tickets"][0]]
+    densities = ", ".join(f"seed {t['seed']}: " + " / ".join(
+        f"{task} {t[task]['density']:.2f}" for task in tasks) for t in result["tickets"])
     text.append(f"ticket densities: {densities}")
     flagged = [f"seed {s['seed']}: {task} (MTL {g['mtl_validation_auc']:.4f} < ticket "
                f"{g['ticket_validation_auc']:.4f} on validation; eval {g['mtl_eval_auc']:.4f} -> "

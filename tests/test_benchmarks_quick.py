@@ -196,8 +196,10 @@ def test_quality_and_its_report(root, work, tmp_path):
     result = _run(quality, work, "--root", root)
     assert result["seeds"] == [1, 2]
     assert result["selected_on"] == "validation" and result["validation_rows"] > 0
-    for arm in quality.ARMS:
-        for metric in quality.METRICS:
+    assert result["arm_order"] == list(quality.ARMS) + ["lt4rec+ctcvr_loss"]
+    assert result["metrics"] == ["ctr", "cvr", "ctcvr"]
+    for arm in result["arm_order"]:
+        for metric in result["metrics"]:
             entry = result["arms"][arm][metric]
             assert len(entry["values"]) == 2 and 0.0 <= entry["mean"] <= 1.0
             assert entry["std"] >= 0.0
@@ -208,7 +210,7 @@ def test_quality_and_its_report(root, work, tmp_path):
     per_seed = [s["lt4rec"]["ctr"] - s["mmoe"]["ctr"] for s in result["per_seed"]]
     assert diff["mean"] == pytest.approx(sum(per_seed) / 2)
     assert all(0 < t["ctr"]["density"] <= 1 for t in result["tickets"])
-    sizes = {arm: result["arms"][arm]["parameters"] for arm in quality.ARMS
+    sizes = {arm: result["arms"][arm]["parameters"] for arm in result["arm_order"]
              if arm not in ("logistic_regression", "lt4rec_mtl_only")}
     assert sizes["lt4rec"]["dense"] == sizes["shared_bottom"]["dense"]     # one MLP, masked
     # Kept by some ticket (a dense round may be chosen on tiny data): at most all of it.
@@ -226,3 +228,21 @@ def test_quality_and_its_report(root, work, tmp_path):
     lt4rec = result["arms"]["lt4rec"]["cvr"]
     assert f"{lt4rec['mean']:.4f} ± {lt4rec['std']:.4f}" in page
     assert os.path.exists(tmp_path / "report" / "auc_comparison.png")
+
+
+def test_quality_on_the_three_task_spec(work, capsys):
+    result = _run(quality, work, "--dataset", "feed", "--seeds", "1")
+    tasks = ["click", "like", "finish"]
+    assert result["dataset"] == "feed" and result["metrics"] == tasks + ["click_like"]
+    assert result["arm_order"] == list(quality.ARMS) + ["lt4rec+click_like_loss"]
+    assert result["metric_rows"]["click"] == "all eval rows"
+    assert result["metric_rows"]["click_like"].endswith("score click*like")
+    for arm in result["arm_order"]:
+        assert set(result["arms"][arm]["validation"]) == set(tasks), arm
+        assert all(0.0 <= result["arms"][arm][m]["mean"] <= 1.0 for m in result["metrics"])
+    assert set(result["logistic_regression_c"]) == set(tasks)
+    assert set(result["tickets"][0]) >= set(tasks)
+    single, shared = (result["arms"][a]["parameters"]["dense"]
+                      for a in ("dense_single_task", "shared_bottom"))
+    assert single == 3 * shared                     # one network per task
+    assert "CLICK_LIKE AUC" in capsys.readouterr().out
