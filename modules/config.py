@@ -42,6 +42,14 @@ class DataConfig:
     # "given": <data>/train and <data>/eval are the splits; "hash": hash-split every file;
     # "auto": "given" when both subdirectories exist (probed for local paths only), else "hash".
     split_mode: str = "auto"
+    # Daily data: "spans" reads <data>/span-<N>/ (N without leading zeros), each holding what a
+    # flat root holds (files to hash-split, or train/ and eval/ [validation/]); a run takes the
+    # newest span (or `lt4rec run --span N`). "flat": <data> itself. "auto": "spans" when a
+    # span-<N> directory exists (probed for local paths only), else "flat".
+    layout: str = "auto"
+    # Spans layout: a run reads the newest `window_spans` spans up to its span (each split from
+    # each of them), e.g. 7 trains on a week.
+    window_spans: int = 1
     # Hash mode: hash buckets per split (72% / 8% / 20% by default).
     split_buckets: Dict[str, int] = dataclasses.field(
         default_factory=lambda: {"train": 18, "validation": 2, "eval": 5})
@@ -358,6 +366,10 @@ class Config:
                self.mtl.schedule, "must be 'round_robin' or 'proportional'")
         _check(self.data.split_mode in ("auto", "given", "hash"), "data.split_mode",
                self.data.split_mode, "must be 'auto', 'given' or 'hash'")
+        _check(self.data.layout in ("auto", "spans", "flat"), "data.layout",
+               self.data.layout, "must be 'auto', 'spans' or 'flat'")
+        _check(_is_int(self.data.window_spans) and self.data.window_spans >= 1,
+               "data.window_spans", self.data.window_spans, "must be an integer >= 1")
         _check(isinstance(self.kubeflow.trainer_gpus, int) and self.kubeflow.trainer_gpus >= 0,
                "kubeflow.trainer_gpus", self.kubeflow.trainer_gpus, "must be an integer >= 0")
         for toleration in self.kubeflow.gpu_tolerations:

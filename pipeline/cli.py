@@ -1,6 +1,7 @@
 """The `lt4rec` command: run the pipeline, score with a pushed model, generate synthetic data,
 and bring your own data (convert it, infer its schema)."""
 import argparse
+import json
 import logging
 import os
 import re
@@ -22,6 +23,8 @@ def _parser():
     run.add_argument("--config", help="JSON or YAML file overriding the defaults")
     run.add_argument("--schema", help="schema.pbtxt of the data (default: the LT4REC schema, "
                                       "schema/schema.pbtxt)")
+    run.add_argument("--span", type=int, help="the span to run on when --data holds span-<N> "
+                     "directories (default: the newest)")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
 
     predict = sub.add_parser("predict", help="score TFRecords with a pushed model (JSON lines)")
@@ -75,10 +78,13 @@ def _parser():
     synth = sub.add_parser("synth", help="write deterministic synthetic TFRecords (the LT4REC "
                                          "story, or data for any --spec)")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--spec", help=SPEC_HELP + " (then --splits and --profile do not apply)")
+    synth.add_argument("--spec", help=SPEC_HELP + " (then --splits, --profile and --spans do "
+                       "not apply)")
     synth.add_argument("--rows", type=int, default=Config().data.synthetic_rows)
     synth.add_argument("--seed", type=int, default=Config().data.synthetic_seed)
     synth.add_argument("--splits", action="store_true", help="write train/ and eval/ subdirectories")
+    synth.add_argument("--spans", type=int, help="write N days as span-1 ... span-N, --rows "
+                       "each: new ids every day, drifting tastes (the spans layout of `run`)")
     synth.add_argument("--profile", choices=("default", "small_logs", "conflict"),
                        default="default",
                        help="pool sizes and logging (see pipeline.synthetic_data): small_logs is "
@@ -120,15 +126,21 @@ def main(argv=None):
 def _synth(args):
     if args.spec:
         from pipeline import synthetic_spec
-        if args.splits or args.profile != "default":
-            raise ConfigError("invalid configuration: --splits and --profile shape the LT4REC "
-                              "story; with --spec the data is hash-split by the pipeline")
+        if args.splits or args.profile != "default" or args.spans:
+            raise ConfigError("invalid configuration: --splits, --profile and --spans shape the "
+                              "LT4REC story; with --spec the data is hash-split by the pipeline")
         paths = synthetic_spec.write(Config.load(spec_path=args.spec).spec, args.out, args.rows,
                                      args.seed)
         print(f"wrote {args.rows} examples for {args.spec} to {len(paths)} file(s) under "
               f"{args.out}")
         return 0
     from pipeline import synthetic_data
+    if args.spans:
+        paths = synthetic_data.write_spans(args.out, args.spans, rows=args.rows, seed=args.seed,
+                                           splits=args.splits, profile=args.profile)
+        print(f"wrote {args.spans} spans of {args.rows} examples to {len(paths)} file(s) under "
+              f"{args.out}")
+        return 0
     paths = synthetic_data.write_dataset(args.out, rows=args.rows, seed=args.seed,
                                          splits=args.splits, profile=args.profile)
     print(f"wrote {args.rows} examples to {len(paths)} file(s) under {args.out}")
@@ -214,16 +226,17 @@ def _run(args):
     data = args.data or local_runner.default_data(args.root, config)
     if not os.path.isdir(data):
         raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
-    input_files(data, config)
+    input_files(data, config, args.span)
     layout = local_runner.RunLayout(args.root)
     started = time.time()
     try:
         outputs = local_runner.run(data, args.root, config, enable_cache=not args.no_cache,
-                                   schema_path=schema)
+                                   schema_path=schema, span=args.span)
     except Exception as error:  # the failing component's own message is what the user needs
         logging.exception("pipeline run failed")
         node = _failed_node(layout, since=started)
-        unreadable = unreadable_input(data, config) if node == "ImportExampleGen" else None
+        unreadable = unreadable_input(data, config, args.span) \
+            if node == "ImportExampleGen" else None
         reason = (f"input file {unreadable[0]} is not a readable TFRecord: {unreadable[1]}"
                   if unreadable else f"{type(error).__name__}: {error}")
         print(f"lt4rec: pipeline run failed{f' in {node}' if node else ''}: {reason}",
@@ -241,29 +254,36 @@ def _check_schema_file(config, schema):
     check_schema(config, schema)
 
 
-def input_files(data, config):
-    """{split pattern: files} ImportExampleGen reads under `data`; ConfigError if one is empty."""
+def input_files(data, config, span=None):
+    """{split pattern: files} ImportExampleGen reads under `data` (in the spans layout: of each
+    span of the window up to `span` or the newest); ConfigError if one is empty."""
     import tensorflow as tf
+    from components.split_example_gen import spans
     from pipeline.pipeline import split_configs
-    input_config = split_configs(data, config)[0]
+    input_config, _, options, _ = split_configs(data, config, span)
+    window = json.loads(options)["window_spans"]
+    if window:
+        window = spans.window(data, spans.newest(data) if span is None else span, window)
     found = {}
     for split in input_config.splits:
-        found[split.pattern] = sorted(path for path in tf.io.gfile.glob(
-            os.path.join(data, split.pattern)) if not tf.io.gfile.isdir(path))
-        if not found[split.pattern]:
-            raise ConfigError(f"invalid input: --data {data!r} has no input files matching "
-                              f"{split.pattern!r}")
+        for pattern in ([spans.in_span(split.pattern, n) for n in window] if window
+                        else [split.pattern]):
+            found[pattern] = sorted(path for path in tf.io.gfile.glob(
+                os.path.join(data, pattern)) if not tf.io.gfile.isdir(path))
+            if not found[pattern]:
+                raise ConfigError(f"invalid input: --data {data!r} has no input files matching "
+                                  f"{pattern!r}")
     return found
 
 
-def unreadable_input(data, config):
+def unreadable_input(data, config, span=None):
     """(path, reason) of the first input file that is not a readable TFRecord, else None.
 
     Files are read with the compression ImportExampleGen infers from their name (`.gz`: gzip).
     Called after ImportExampleGen failed: its own error does not say which file was bad.
     """
     import tensorflow as tf
-    for files in input_files(data, config).values():
+    for files in input_files(data, config, span).values():
         for path in files:
             dataset = tf.data.TFRecordDataset(
                 path, compression_type="GZIP" if path.endswith(".gz") else "")

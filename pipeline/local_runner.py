@@ -103,9 +103,10 @@ class LocalRunner(tfx.orchestration.LocalDagRunner):
 
 
 def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None,
-        schema_path=SCHEMA_PATH, until=None):
-    """Run the pipeline on `data_root` (the whole of it, or with `until` a node id only that node
-    and what it needs, e.g. "Transform"); returns {node: {output: [artifact]}} from MLMD."""
+        schema_path=SCHEMA_PATH, until=None, span=None):
+    """Run the pipeline on `data_root` (its newest span in the spans layout, or `span`; the whole
+    pipeline, or with `until` a node id only that node and what it needs, e.g. "Transform");
+    returns {node: {output: [artifact]}} from MLMD."""
     config = config or Config()
     layout = RunLayout(root)
     os.makedirs(layout.root, exist_ok=True)
@@ -115,7 +116,7 @@ def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,
         beam_pipeline_args=local_beam_args(beam_pipeline_args if beam_pipeline_args is not None
                                            else config.beam_pipeline_args),
-        schema_path=schema_snapshot(layout, schema_path)),
+        schema_path=schema_snapshot(layout, schema_path), span=span),
         run_options=tfx_pipeline.RunOptions(to_nodes=[until]) if until else None)
     return mlmd.latest_outputs(layout.connection(), config.pipeline_name)
 

@@ -4,7 +4,7 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.utils import io_utils
 
 from components.atomic_pusher.component import AtomicPusher
@@ -12,6 +12,7 @@ from components.baseline_model.component import BaselineModel
 from components.evaluator.component import Evaluator
 from components.mtl_trainer.component import MTLTrainer
 from components.split_example_gen.component import SplitExampleGen
+from components.split_example_gen import spans
 from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
@@ -34,43 +35,68 @@ TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
 NEVER_CACHED = ("BaselineModel",)
 
 
-def split_configs(data_root, config):
-    """(input_config, output_config, split_options) of SplitExampleGen: train, validation, eval.
+def split_configs(data_root, config, span=None):
+    """(input_config, output_config, split_options, range_config) of SplitExampleGen: train,
+    validation, eval.
 
     Given mode: `data_root/train/` and `data_root/eval/` as given (logs split by day), plus
     `data_root/validation/` (`data.validation_from: directory`) or a `data.validation_share` of
     the train records carved out by hash (`train`). Hash mode: every file directly under
     `data_root` is hash-split by `data.split_buckets`. `split_mode: auto` probes local paths
     only (compiling for a cluster needs no object-store access); `validation_from: auto` probes
-    local paths here and other roots when ExampleGen runs.
+    local paths here and other roots when ExampleGen runs. Spans layout (`data.layout`): the
+    same under `data_root/span-{SPAN}/`, the newest span (TFX's driver resolves it when
+    ExampleGen runs) or `span`, and the `data.window_spans` before it.
     """
     data = config.data
     fingerprint = code_fingerprint(EXAMPLE_GEN_CODE)
     local = "://" not in data_root
+    base, prefix, range_config = data_root, "", None
+    if data.layout == "spans" or (data.layout == "auto" and local
+                                  and spans.span_directories(data_root)):
+        prefix = spans.SPAN_DIR + "/"
+        if local:
+            try:
+                probed = spans.window(data_root, spans.newest(data_root) if span is None
+                                      else span, 1)[-1]
+            except ValueError as error:
+                raise ConfigError(f"{error} (data.layout: spans)") from None
+            base = os.path.join(data_root, f"span-{probed}")
+        if span is not None:
+            range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+                start_span_number=span, end_span_number=span))
+    elif span is not None:
+        raise ConfigError(f"invalid configuration: a span ({span}) was asked for, but "
+                          f"{data_root!r} is not in the spans layout (span-<N> directories; "
+                          f"data.layout: {data.layout})")
+    window = data.window_spans if prefix else None
     mode = data.split_mode
     if mode == "auto":
         mode = "given" if local and all(
-            tf.io.gfile.isdir(os.path.join(data_root, s)) for s in ("train", "eval")) else "hash"
+            tf.io.gfile.isdir(os.path.join(base, s)) for s in ("train", "eval")) else "hash"
     sizing = {"min_class_rows": data.validation_min_class_rows,
               "max_share": data.validation_max_share,
               "rules": tasks.class_rules(config.spec)} if data.validation_min_class_rows else None
     if mode == "hash":
         return example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="single", pattern="*")]), \
+            example_gen_pb2.Input.Split(name="single", pattern=prefix + "*")]), \
             example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
                 example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=data.split_buckets[name])
                 for name in SPLITS])), split_options(data.split_key, None, fingerprint,
-                                                     sizing=sizing)
+                                                     sizing=sizing, window_spans=window), \
+            range_config
     source = data.validation_from
     if source == "auto" and local:
-        source = "directory" if tf.io.gfile.isdir(os.path.join(data_root, "validation")) \
+        source = "directory" if tf.io.gfile.isdir(os.path.join(base, "validation")) \
             else "train"
     given = SPLITS if source == "directory" else ("train", "eval")
     return example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*") for name in given]), None, \
+        example_gen_pb2.Input.Split(name=name, pattern=f"{prefix}{name}/*")
+        for name in given]), None, \
         split_options(data.split_key, None if source == "directory" else data.validation_share,
                       fingerprint, probe_validation=source == "auto",
-                      sizing=None if source == "directory" else sizing)
+                      sizing=None if source == "directory" else sizing, window_spans=window), \
+        range_config
 
 
 def check_schema(config, schema_path):
@@ -87,14 +113,14 @@ def check_schema(config, schema_path):
                           f"{schema_path}: " + "; ".join(problems))
 
 
-def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
-    """All pipeline nodes, in dependency order."""
-    input_config, output_config, options = split_configs(data_root, config)
+def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
+    """All pipeline nodes, in dependency order (`span`: see `split_configs`)."""
+    input_config, output_config, options, range_config = split_configs(data_root, config, span)
     code = code_fingerprint(TRAINER_CODE)
     # Kept under ImportExampleGen's node id: it is one, with our splitting.
     example_gen = SplitExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config,
-        split_options=options).with_id("ImportExampleGen")
+        split_options=options, range_config=range_config).with_id("ImportExampleGen")
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
@@ -134,8 +160,9 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH):
 
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
                     metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None,
-                    schema_path=SCHEMA_PATH):
-    """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs.
+                    schema_path=SCHEMA_PATH, span=None):
+    """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs. It reads
+    the newest span of a spans layout, or `span`.
 
     Raises ConfigError (naming the field) before anything is built if `config` is invalid.
     """
@@ -146,7 +173,7 @@ def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(data_root, serving_dir, config, schema_path),
+        components=create_components(data_root, serving_dir, config, schema_path, span),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None

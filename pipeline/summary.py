@@ -75,6 +75,10 @@ def build(outputs, layout, config):
         "evaluation": _uri(outputs, "Evaluator", "evaluation"),
     }
     spec = config.spec
+    examples = _artifact(outputs, "ImportExampleGen", "examples")
+    # The span read, as TFX's ExampleGen driver records it (0, here None, without spans).
+    result["span"] = (examples.custom_properties["span"].int_value or None) \
+        if examples is not None and "span" in examples.custom_properties else None
     result["architecture"] = config.mtl.architecture
     result["outputs"] = spec.outputs()
     result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))
@@ -126,7 +130,9 @@ def _fmt(value):
 
 def render(result):
     """Human-readable summary table."""
-    lines = [f"lt4rec run finished (mtl.architecture: {result.get('architecture', 'lt4rec')}). "
+    span = f"span {result['span']}, " if result.get("span") else ""
+    lines = [f"lt4rec run finished ({span}mtl.architecture: "
+             f"{result.get('architecture', 'lt4rec')}). "
              "AUC on validation (chose rounds, stopped training) / eval (reported, gated):",
              "  AUC val / eval   dense round 0     chosen ticket     masked MTL   density  "
              "MTL epochs  calibration"]

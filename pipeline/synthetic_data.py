@@ -94,17 +94,29 @@ Profile = collections.namedtuple("Profile", "sizes kept_extra conflict")
 # "conflict" profile: completion's weights on the second taste, on video appeal and on the
 # algorithm effect (both of which raise clicks).
 _CONFLICT = {"taste": 1.5, "appeal": -1.0, "algid": -1.5}
+# Spans (`_on_day`): share of videos and users there from day 1, a new video's weight on its first
+# day, and the per-day drift of user tastes.
+_FIRST_DAY = 0.6
+_NEW_BOOST = 3.0
+_DRIFT = 0.1
 
 
-def simulate(rows: int, seed: int, profile: str = "default") -> Simulation:
-    """Return the columns (see `generate`) with the latent click and completion logits."""
+def simulate(rows: int, seed: int, profile: str = "default", day: int = None,
+             days: int = 1) -> Simulation:
+    """Return the columns (see `generate`) with the latent click and completion logits; with
+    `day` (1..`days`), that day's `rows` of a `days`-long period (`_on_day`)."""
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
     sizes, kept_extra, conflict = PROFILES[profile]
     rng = np.random.default_rng(seed)
-    world = _world(rng, sizes(rows))
+    world = _world(rng, sizes(rows * days))
+    if day is not None:
+        if not 1 <= day <= days:
+            raise ValueError(f"day must be in 1..{days}, got {day}")
+        world = _on_day(world, day, days, seed)
+        rng = np.random.default_rng([seed, day])
     logs = _logs(rng, world, rows, kept_extra)
     click, completion = _logits(rng, world, logs, conflict)
     labels, cvrlabels, pctr = _labels(rng, click, completion)
@@ -130,9 +142,24 @@ def write_dataset(out_dir: str, rows: int, seed: int, splits: bool = False,
                   shards: int = 1, profile: str = "default") -> list[str]:
     """Write gzip TFRecord shards `data-0000i-of-0000n.tfrecord.gz` into `out_dir` (or into
     `out_dir/train` and `out_dir/eval`, split 80/20 by request); return the file paths."""
+    return _write_columns(out_dir, generate(rows, seed, profile), rows, splits, shards)
+
+
+def write_spans(out_dir: str, spans: int, rows: int, seed: int, splits: bool = False,
+                shards: int = 1, profile: str = "default") -> list[str]:
+    """Write `spans` days of `rows` rows each into `out_dir/span-1` ... `out_dir/span-<spans>`
+    (each as `write_dataset` writes a directory): one world whose ids appear over the days and
+    whose users' tastes drift (`_on_day`); return the file paths."""
+    if spans < 1:
+        raise ValueError(f"spans must be >= 1, got {spans}")
+    return [path for day in range(1, spans + 1) for path in _write_columns(
+        os.path.join(out_dir, f"span-{day}"),
+        simulate(rows, seed, profile, day, spans).columns, rows, splits, shards)]
+
+
+def _write_columns(out_dir, columns, rows, splits, shards):
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
-    columns = generate(rows, seed, profile)
     if not splits:
         return _write_shards(out_dir, columns, np.arange(rows), shards)
     is_eval = np.array([zlib.crc32(s) % EVAL_BUCKETS == 0 for s in columns[features.SEQNUM]])
@@ -285,6 +312,27 @@ def _item_words(rng, category, world, max_len):
     anywhere = rng.choice(len(world["token_cat"]), shape, p=world["token_share"])
     candidates = np.where(rng.random(shape) < 0.75, own.reshape(shape), anywhere)
     return _distinct(candidates, np.full(len(category), max_len))
+
+
+def _on_day(world, day, days, seed):
+    """The world on `day` of `days`: videos and users appear over the period (`_FIRST_DAY` of
+    them on day 1, the rest on a random day; every category keeps a day-1 video), a video is
+    shown `_NEW_BOOST` times as often on its first day, and user tastes drift by `_DRIFT` per
+    day along a direction of their own. The release days and directions are the same for
+    every day (their own seeded stream)."""
+    rng = np.random.default_rng([seed, 0])
+    world = dict(world)
+    released = {}
+    for name, weights in (("item", "item_weight"), ("user", "user_weight")):
+        n = len(world[weights])
+        released[name] = np.where(rng.random(n) < _FIRST_DAY, 1, rng.integers(1, days + 1, n))
+    released["item"][np.unique(world["item_cat"], return_index=True)[1]] = 1
+    world["item_weight"] = world["item_weight"] * (released["item"] <= day) * np.where(
+        released["item"] == day, _NEW_BOOST, 1.0)
+    world["user_weight"] = world["user_weight"] * (released["user"] <= day)
+    direction = rng.normal(0, 1 / np.sqrt(_LATENT_DIM), world["user_taste"].shape)
+    world["user_taste"] = world["user_taste"] + _DRIFT * (day - 1) * direction
+    return world
 
 
 # ----------------------------------------------------------------------------- the logs

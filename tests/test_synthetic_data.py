@@ -243,3 +243,37 @@ def test_splits_write_train_and_eval_by_request_without_temp_files(tmp_path, pro
     requests = [{_values(e.features.feature[features.SEQNUM])[0] for e in part}
                 for part in (train, evaluation)]
     assert not requests[0] & requests[1]
+
+
+def test_spans_bring_new_ids_each_day_and_drift_at_the_same_rates(tmp_path, capsys):
+    assert cli.main(["synth", "--out", str(tmp_path / "cli"), "--rows", "1500", "--seed", "3",
+                     "--spans", "3"]) == 0
+    assert "wrote 3 spans of 1500 examples" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "cli")) == ["span-1", "span-2", "span-3"]
+    paths = synthetic_data.write_spans(str(tmp_path / "api"), 3, 1500, 3)
+    for path in paths:          # the same bytes for the same seed
+        relative = os.path.relpath(path, tmp_path / "api")
+        assert (tmp_path / "cli" / relative).read_bytes() == (tmp_path / "api" / relative) \
+            .read_bytes()
+    days = [synthetic_data.simulate(1500, 3, day=d, days=3) for d in (1, 2, 3)]
+    vids = [set(d.columns["FEA_VID"]) for d in days]
+    for before, after in zip(vids, vids[1:]):
+        assert len(after - before) > 0.2 * len(after)       # new ids every day ...
+        assert len(after & before) > 0.3 * len(after)       # ... beside known ones
+    assert len(vids[1] - vids[0]) > len((vids[2] - vids[1]) & vids[0])   # first shown on day 2
+    for day in days:
+        click = _sigmoid(day.click_logit)
+        assert click.mean() == pytest.approx(synthetic_data.CLICK_RATE, abs=1e-6)
+    # tastes drift linearly from day 1's, which is the world's own
+    world = synthetic_data._world(np.random.default_rng(3),
+                                  synthetic_data.PROFILES["default"].sizes(4500))
+    taste = [synthetic_data._on_day(world, d, 3, 3)["user_taste"] for d in (1, 2, 3)]
+    assert np.array_equal(taste[0], world["user_taste"])
+    assert np.abs(taste[2] - taste[0]).mean() > 0.01
+    np.testing.assert_allclose(taste[2] - taste[0], 2 * (taste[1] - taste[0]), atol=1e-12)
+    with pytest.raises(ValueError, match="day must be in 1..3"):
+        synthetic_data.simulate(10, 3, day=4, days=3)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-np.asarray(x)))

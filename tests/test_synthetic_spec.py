@@ -42,4 +42,4 @@ def test_synthetic_rows_follow_the_spec_and_the_seed(tmp_path):
 
 def test_lt4rec_only_options_are_refused_with_a_spec(tmp_path, capsys):
     assert cli.main(["synth", "--spec", SPEC_FILE, "--out", str(tmp_path), "--splits"]) == 2
-    assert "--splits and --profile shape the LT4REC story" in capsys.readouterr().err
+    assert "--splits, --profile and --spans shape the LT4REC story" in capsys.readouterr().err

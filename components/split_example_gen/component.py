@@ -2,7 +2,9 @@
 
 Hash mode reads every file under the input base and hash-splits it into the three splits by the
 output config's buckets; given mode reads `train/` and `eval/` as given, and `validation/` too,
-or carves a share of the train files' records out as validation by hash. The hash reads the whole
+or carves a share of the train files' records out as validation by hash. In the spans layout
+(`spans.py`) the driver resolves the span and the executor reads the window of spans up to it.
+The hash reads the whole
 serialized record or one feature (`split_key`), as TFX's own SplitConfig does; unlike TFX's, it
 also works on the serialized records ImportExampleGen reads.
 """
@@ -29,13 +31,15 @@ class SplitExampleGen(example_gen_component.FileBasedExampleGen):
     SPEC_CLASS = SplitExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, input_base, input_config, output_config=None, split_options=None):
+    def __init__(self, input_base, input_config, output_config=None, split_options=None,
+                 range_config=None):
         """`split_options` is `executor.split_options(...)`; the rest as for ImportExampleGen."""
         # FileBasedExampleGen.__init__ builds its own spec class; build ours the same way.
         base_beam_component.BaseBeamComponent.__init__(self, spec=SplitExampleGenSpec(
             input_base=input_base, input_config=input_config,
             output_config=output_config or utils.make_default_output_config(input_config),
             split_options=split_options or executor.split_options(""),
+            range_config=range_config,
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             examples=types.Channel(type=standard_artifacts.Examples)))

@@ -20,6 +20,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.split_example_gen import spans
 from modules import rules as rules_lib
 
 CARVE_BUCKETS = 1000     # resolution of the validation share carved out of train
@@ -28,7 +29,7 @@ SPLIT_OPTIONS_KEY = "split_options"
 
 
 def split_options(split_key, carve_share=None, code_fingerprint=None, probe_validation=False,
-                  sizing=None):
+                  sizing=None, window_spans=None):
     """SplitExampleGen's `split_options` (JSON): hash key ("" = whole record), carved share.
 
     `probe_validation` (given mode): at run time, read `<input_base>/validation/` as the
@@ -36,11 +37,13 @@ def split_options(split_key, carve_share=None, code_fingerprint=None, probe_vali
     `data.validation_from: auto` works on roots the compiling machine does not read (gs://, s3://).
     `sizing` (a hashed or carved validation only): {"min_class_rows", "max_share", "rules"}, the
     rules as `task_classes` reads them. `code_fingerprint` only changes the property, so a code
-    change is not served from the cache.
+    change is not served from the cache. `window_spans` (spans layout): each split is read from
+    the newest that many spans up to the run's span.
     """
     return json.dumps({"split_key": split_key, "carve_share": carve_share,
                        "code_fingerprint": code_fingerprint,
-                       "probe_validation": probe_validation, "sizing": sizing}, sort_keys=True)
+                       "probe_validation": probe_validation, "sizing": sizing,
+                       "window_spans": window_spans}, sort_keys=True)
 
 
 def split_hash(example, split_key):
@@ -156,6 +159,25 @@ def check_counts(records, parts, names, source, label):
             | f"SameCount[{label}]" >> beam.Map(_same_count, *held, names=names, source=source))
 
 
+def read_window(pipeline, read, exec_properties, pattern, window, label, optional=False):
+    """The records of split pattern `pattern`, or with `window` (span numbers) of that pattern
+    in each of those spans, as one PCollection. A span without files for it is refused, naming
+    the pattern, or with `optional` skipped."""
+    if not window:
+        return pipeline | f"InputToRecord{label}" >> read(exec_properties, pattern)
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    parts = []
+    for n in window:
+        where = spans.in_span(pattern, n)
+        if not tf.io.gfile.glob(os.path.join(base, where)):
+            if optional:
+                continue
+            raise ValueError(f"invalid input: {os.path.join(base, where)} matches no file "
+                             f"(span {n} of the window {window}; data.window_spans)")
+        parts.append(pipeline | f"InputToRecord{label}[span-{n}]" >> read(exec_properties, where))
+    return parts | f"Spans{label}" >> beam.Flatten()
+
+
 class Executor(import_executor.Executor):
     """Reads like ImportExampleGen; splits by `split_options` into train/validation/eval."""
 
@@ -168,9 +190,18 @@ class Executor(import_executor.Executor):
                                   output_config)
         read = self.GetInputSourceToExamplePTransform()
         key = options["split_key"]
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        window = spans.window(base, int(exec_properties["span"]), options["window_spans"]) \
+            if options.get("window_spans") else None
+        if window:
+            logging.info("reading spans %s of %s", window, base)
 
         def source(pattern):
-            return os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], pattern)
+            where = os.path.join(base, pattern)
+            return f"{where} (spans {window})" if window else where
+
+        def records_of(pattern, label, optional=False):
+            return read_window(pipeline, read, exec_properties, pattern, window, label, optional)
 
         if output_config.split_config.splits:
             names = [split.name for split in output_config.split_config.splits]
@@ -178,12 +209,12 @@ class Executor(import_executor.Executor):
             for split in output_config.split_config.splits:
                 bounds.append((bounds[-1] if bounds else 0) + split.hash_buckets)
             pattern = input_config.splits[0].pattern
-            records = pipeline | "InputToRecord" >> read(exec_properties, pattern)
+            records = records_of(pattern, "")
             grow = None
             if options.get("sizing") and {"train", "validation"} <= set(names):
                 train, validation = names.index("train"), names.index("validation")
                 width = [b - (bounds[i - 1] if i else 0) for i, b in enumerate(bounds)]
-                grow = _sized(pipeline | "InputToRecord[sizing]" >> read(exec_properties, pattern),
+                grow = _sized(records_of(pattern, "[sizing]"),
                               width[validation] / bounds[-1], width[train] / bounds[-1], train,
                               validation, options["sizing"], "all")
             parts = records | "SplitData" >> beam.Partition(
@@ -192,17 +223,20 @@ class Executor(import_executor.Executor):
             splits = dict(zip(names, parts))
         else:
             patterns = {split.name: split.pattern for split in input_config.splits}
-            if options.get("probe_validation") and tf.io.gfile.isdir(os.path.join(
-                    exec_properties[standard_component_specs.INPUT_BASE_KEY], "validation")):
-                patterns["validation"] = "validation/*"
-            splits = {name: pipeline | f"InputToRecord[{name}]" >> read(exec_properties, pattern)
+            # beside train/: <base>/validation/ or <base>/span-<N>/validation/
+            validation = os.path.join(os.path.dirname(os.path.dirname(patterns["train"])),
+                                      "validation")
+            if options.get("probe_validation") and tf.io.gfile.isdir(
+                    os.path.join(base, validation)):
+                patterns["validation"] = validation + "/*"
+            # a window's older spans may lack validation/ (it is taken where it exists)
+            splits = {name: records_of(pattern, f"[{name}]", optional=name == "validation")
                       for name, pattern in patterns.items()}
             if options["carve_share"] and "validation" not in splits:
                 bounds = [round(options["carve_share"] * CARVE_BUCKETS), CARVE_BUCKETS]
                 records = splits.pop("train")
                 grow = _sized(
-                    pipeline | "InputToRecord[train][sizing]" >> read(exec_properties,
-                                                                      patterns["train"]),
+                    records_of(patterns["train"], "[train][sizing]"),
                     bounds[0] / CARVE_BUCKETS, 1 - bounds[0] / CARVE_BUCKETS, 1, 0,
                     options["sizing"], "train") if options.get("sizing") else None
                 validation, train = records | "CarveValidation" >> beam.Partition(

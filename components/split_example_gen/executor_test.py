@@ -97,7 +97,7 @@ def test_hash_buckets_give_the_configured_fractions():
 def test_split_options_carry_key_share_and_fingerprint():
     options = json.loads(executor.split_options("seqnum", 0.2, "abc"))
     assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc",
-                       "probe_validation": False, "sizing": None}
+                       "probe_validation": False, "sizing": None, "window_spans": None}
     assert executor.split_options("", None, "abc") != executor.split_options("", None, "abd")
 
 
@@ -114,8 +114,9 @@ def _read(directory):
             for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def _run(tmp_path, input_config, output_config, options):
-    """Executor.Do on `tmp_path/data`, in-process Beam; {split: examples} and the split names."""
+def _run(tmp_path, input_config, output_config, options, span=0):
+    """Executor.Do on `tmp_path/data` (`span` as TFX's driver sets it), in-process Beam;
+    {split: examples}."""
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "out")
     properties = {
@@ -124,7 +125,7 @@ def _run(tmp_path, input_config, output_config, options):
         standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        executor.SPLIT_OPTIONS_KEY: options}
+        executor.SPLIT_OPTIONS_KEY: options, "span": span}
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
         "--direct_running_mode=in_memory", "--direct_num_workers=1"])
     executor.Executor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
@@ -179,7 +180,7 @@ def test_default_config_shares_no_request_between_any_two_splits(tmp_path, given
     from pipeline.pipeline import split_configs
     from pipeline.synthetic_data import write_dataset
     write_dataset(str(tmp_path / "data"), 1500, seed=5, splits=given)
-    input_config, output_config, options = split_configs(str(tmp_path / "data"), Config())
+    input_config, output_config, options, _ = split_configs(str(tmp_path / "data"), Config())
     splits = _run(tmp_path, input_config, output_config or example_gen_pb2.Output(), options)
     assert list(splits) == ["train", "validation", "eval"]
     requests = {name: _requests(split) for name, split in splits.items()}
@@ -212,7 +213,7 @@ def test_a_remote_root_leaves_validation_from_auto_to_run_time(source, probed):
     from modules.config import Config
     from pipeline.pipeline import split_configs
     config = Config.from_dict({"data": {"split_mode": "given", "validation_from": source}})
-    input_config, _, options = split_configs("gs://bucket/data", config)
+    input_config, _, options, _ = split_configs("gs://bucket/data", config)
     assert [s.name for s in input_config.splits] == ["train", "eval"]
     assert json.loads(options)["probe_validation"] is probed
     assert json.loads(options)["carve_share"] == 0.1

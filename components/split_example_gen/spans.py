@@ -1,0 +1,49 @@
+"""The spans layout of daily data: `<data>/span-<N>/...` (N = 1, 2, ... without leading zeros,
+as TFX's `{SPAN}` spec writes it), a run's span and the window of spans it reads."""
+import os
+import re
+
+import tensorflow as tf
+
+SPAN_DIR = "span-{SPAN}"          # the span directory in ExampleGen's split patterns
+_SPAN_NAME = re.compile(r"^span-([1-9][0-9]*)$")
+
+
+def span_directories(data_root):
+    """{span number: directory name} of the `span-<N>` directories directly under `data_root`."""
+    if not tf.io.gfile.isdir(data_root):
+        return {}
+    found = {}
+    for name in tf.io.gfile.listdir(data_root):
+        name = name.rstrip("/")
+        match = _SPAN_NAME.match(name)
+        if match and tf.io.gfile.isdir(os.path.join(data_root, name)):
+            found[int(match.group(1))] = name
+    return found
+
+
+def newest(data_root):
+    """The newest span number under `data_root`; ValueError naming it when it holds none."""
+    found = span_directories(data_root)
+    if not found:
+        raise ValueError(f"invalid input: {data_root!r} holds no span-<N> directory")
+    return max(found)
+
+
+def window(data_root, span, size):
+    """The newest `size` span numbers up to `span` under `data_root`, oldest first (fewer when
+    fewer exist); ValueError naming the root when `span` is not there."""
+    found = span_directories(data_root)
+    if span not in found:
+        raise ValueError(f"invalid input: {data_root!r} has no span-{span} directory (spans: "
+                         f"{sorted(found) or 'none'})")
+    return sorted(n for n in found if n <= span)[-size:]
+
+
+def in_span(pattern, span):
+    """`pattern` (a split pattern under a span directory, its span given or resolved) moved to
+    span `span`: "span-7/train/*" -> "span-5/train/*"."""
+    first, _, rest = pattern.partition("/")
+    if not (first == SPAN_DIR or _SPAN_NAME.match(first)):
+        raise ValueError(f"split pattern {pattern!r} does not start with a span directory")
+    return f"span-{span}/{rest}"
