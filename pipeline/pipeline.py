@@ -18,7 +18,7 @@ from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from modules import tasks
 from modules.config import SPLITS, Config, ConfigError
-from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TRAINER_CODE, TRANSFORM_CODE,
+from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TICKET_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
 from pipeline import summary
 from pipeline.evaluation import eval_config
@@ -116,7 +116,6 @@ def check_schema(config, schema_path):
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
     """All pipeline nodes, in dependency order (`span`: see `split_configs`)."""
     input_config, output_config, options, range_config = split_configs(data_root, config, span)
-    code = code_fingerprint(TRAINER_CODE)
     # Kept under ImportExampleGen's node id: it is one, with our splitting.
     example_gen = SplitExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config,
@@ -137,13 +136,14 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"], config_json=config.to_json(TICKET_SECTIONS),
-        code_fingerprint=code) if config.searches_tickets() else None
+        code_fingerprint=code_fingerprint(TICKET_CODE)) if config.searches_tickets() else None
     trainer = MTLTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         masks=ticket_search.outputs["masks"] if ticket_search else None,
-        config_json=config.to_json(TRAINER_SECTIONS), code_fingerprint=code)
+        config_json=config.to_json(TRAINER_SECTIONS),
+        code_fingerprint=code_fingerprint(TRAINER_CODE))
     baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
