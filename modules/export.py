@@ -9,6 +9,10 @@ Signatures:
   `pctr_reference`, the production score parsed from the example's `pctr`), so TFMA reports the
   production model's AUC beside ours.
 
+Each task's mask is also published as plain arrays in `assets.extra/masks/<task>.npz` (read with
+`masks.load(<model>/assets.extra)`), so every pushed version carries the tickets it was trained
+through; TF Serving ignores `assets.extra` apart from warm-up requests.
+
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
 connections are exact zeros in the exported weights (a kernel a task reads whole is served
 once, not copied). A task served from its own ticket's weights
@@ -19,7 +23,10 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from modules import masks as masks_lib
 from modules import tasks
+
+EXTRA_DIR = "assets.extra"      # files beside the SavedModel that TF Serving does not load
 
 
 class ServingModule(tf.Module):
@@ -106,5 +113,6 @@ def export(network, task_masks, tft_output, path, spec, served=None):
     tf.saved_model.save(module, tmp, signatures={
         "serving_default": module.serve, "transform_features": module.transform_features,
         "evaluation": module.evaluate})
+    masks_lib.save(f"{tmp}/{EXTRA_DIR}", task_masks)
     tf.io.gfile.rename(tmp, path, overwrite=True)
     return path

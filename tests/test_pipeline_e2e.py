@@ -209,6 +209,17 @@ def test_masks_are_baked_into_the_exported_per_task_kernels(run):
             assert np.count_nonzero(value[mask]) == int(mask.sum())
 
 
+
+def test_every_pushed_version_publishes_its_tickets_as_plain_arrays(run):
+    from modules import export, masks as masks_lib
+    ticket_masks = masks_lib.load(run["outputs"]["TicketSearch"]["masks"][0].uri)
+    published = masks_lib.load(os.path.join(run["summary"]["pushed_model"], export.EXTRA_DIR))
+    assert sorted(published) == sorted(ticket_masks)
+    for task, masks in ticket_masks.items():
+        assert len(published[task]) == len(masks)
+        assert all(np.array_equal(a, b) for a, b in zip(published[task], masks))
+
+
 REGRESSION_TOLERANCE = 0.01
 
 
