@@ -181,6 +181,10 @@ class MTLConfig:
     # transfer) is flagged in the summary; "serve_ticket" also serves that task from its
     # ticket's weights (the export then holds a second set of weights), "report" only flags it.
     negative_transfer: str = "serve_ticket"
+    # "latest": MTL starts from the newest pushed model (`modules/warm_start.py`: its weights,
+    # embedding rows remapped by vocabulary string; a first run, with nothing pushed, starts
+    # cold); "off": from the seeded initialisation (θ0 for lt4rec).
+    warm_start: str = "off"
 
 
 @dataclasses.dataclass
@@ -408,6 +412,8 @@ class Config:
                "trains one task through two products")
         _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
+        _check(self.mtl.warm_start in ("off", "latest"), "mtl.warm_start", self.mtl.warm_start,
+               "must be 'off' or 'latest'")
         self.spec.validate()
         tasks = self.spec.task_names()
         _check(len(set(self.ticket.tasks)) == len(self.ticket.tasks), "ticket.tasks",

@@ -11,7 +11,8 @@ Signatures:
 
 Each task's mask is also published as plain arrays in `assets.extra/masks/<task>.npz` (read with
 `masks.load(<model>/assets.extra)`), so every pushed version carries the tickets it was trained
-through; TF Serving ignores `assets.extra` apart from warm-up requests.
+through, and the MTL network's checkpoint in `assets.extra/network/` (`modules/warm_start.py`
+starts the next run from it); TF Serving ignores `assets.extra` apart from warm-up requests.
 
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
 connections are exact zeros in the exported weights (a kernel a task reads whole is served
@@ -27,6 +28,7 @@ from modules import masks as masks_lib
 from modules import tasks
 
 EXTRA_DIR = "assets.extra"      # files beside the SavedModel that TF Serving does not load
+NETWORK_CHECKPOINT = f"{EXTRA_DIR}/network/checkpoint"   # the MTL network, for warm starts
 
 
 class ServingModule(tf.Module):
@@ -114,5 +116,6 @@ def export(network, task_masks, tft_output, path, spec, served=None):
         "serving_default": module.serve, "transform_features": module.transform_features,
         "evaluation": module.evaluate})
     masks_lib.save(f"{tmp}/{EXTRA_DIR}", task_masks)
+    tf.train.Checkpoint(network=network).write(f"{tmp}/{NETWORK_CHECKPOINT}")
     tf.io.gfile.rename(tmp, path, overwrite=True)
     return path

@@ -106,6 +106,10 @@ class LT4RecNetwork(keras.Model):
                 t for per_task in self.linear.values() for t in per_task.values()]:
             table.build((None,))
 
+    def table_of(self, feature):
+        """The embedding table (vocabulary group or bucketised feature) `feature` looks up."""
+        return self._table_of[feature]
+
     def prunable_weights(self):
         """The MLP kernels, in layer order: the set that masks apply to."""
         return list(self.kernels)

@@ -10,6 +10,7 @@ import tensorflow as tf
 from modules import export
 from modules import inputs as inputs_lib
 from modules import pruning
+from modules import warm_start
 from modules.training import MaskedTrainer, improved
 
 REPORT_FILE = "training_report.json"
@@ -47,15 +48,19 @@ def masks_for(config, network, ticket_masks):
     return {task: ticket_masks[task] for task in tasks}
 
 
-def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=None, on_log=None):
-    """Train from the start checkpoint (θ0 or the rewind point) through the task masks, with
-    per-task early stopping on validation (of `train_tasks`, default every task); returns
-    (network, trainer, masks used, FitReport)."""
+def train(inputs, config, ticket_masks, start_prefix=None, train_tasks=None, on_log=None,
+          initialise=None):
+    """Train from the start checkpoint (θ0 or the rewind point), or what `initialise(network)`
+    writes into the network (a warm start), through the task masks, with per-task early
+    stopping on validation (of `train_tasks`, default every task); returns (network, trainer,
+    masks used, FitReport)."""
     tasks = config.spec.task_names()
     train_tasks = tasks if train_tasks is None else train_tasks
     network = inputs_lib.build_network(inputs, config, tasks)
     if start_prefix:
         tf.train.Checkpoint(network=network).read(start_prefix).assert_existing_objects_matched()
+    if initialise:
+        initialise(network)
     task_masks = masks_for(config, network, ticket_masks)
     trainer = MaskedTrainer(network, inputs.strategy, config, config.mtl.loss_weights,
                             config.mtl.product_losses)
@@ -125,22 +130,34 @@ def evaluate(trainer, examples):
     return metrics(trainer, examples)["auc"]
 
 
-def train_and_guard(inputs, config, ticket_masks, start_prefix, ticket_prefixes, on_log=None):
+def train_and_guard(inputs, config, ticket_masks, start_prefix, ticket_prefixes, on_log=None,
+                    initialise=None):
     """`train`, then drop the optimizers (training is over: their Adam slots, twice each table
     per task, would otherwise sit beside the ticket networks the guard loads), then
     `guard_negative_transfer`. Returns (network, trainer, masks used, FitReport, guard records)."""
     network, trainer, task_masks, fit = train(inputs, config, ticket_masks, start_prefix,
-                                              on_log=on_log)
+                                              on_log=on_log, initialise=initialise)
     trainer.release_optimizers()
     transfer = guard_negative_transfer(trainer, inputs, config, ticket_masks, ticket_prefixes)
     return network, trainer, task_masks, fit, transfer
 
 
 def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir,
-                     ticket_prefixes):
-    """Train (early stopping on validation), guard against negative transfer (each task against
-    its ticket at `ticket_prefixes[task]`), evaluate on validation and eval, export; write and
-    return the training report (its AUCs are those of the model exported)."""
+                     ticket_prefixes, warm_from=None):
+    """Train (early stopping on validation; from the model at `warm_from` when given, see
+    `modules/warm_start.py`), guard against negative transfer (each task against its ticket at
+    `ticket_prefixes[task]`), evaluate on validation and eval, export; write and return the
+    training report (its AUCs are those of the model exported)."""
+    warm = {}
+
+    def initialise(network):
+        tasks = config.spec.task_names()
+        warm.update(warm_start.apply(
+            network, warm_from, tft_output, config,
+            lambda sizes: inputs_lib.network_for(sizes, config, tasks)))
+        logging.info("warm start from %s: rows kept %s, new %s", warm_from, warm["rows_kept"],
+                     warm["rows_new"])
+
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "mtl"))
 
     def on_log(step, losses):
@@ -149,7 +166,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
                 tf.summary.scalar(f"loss/{task}", loss)
 
     network, trainer, task_masks, fit, transfer = train_and_guard(
-        inputs, config, ticket_masks, start, ticket_prefixes, on_log)
+        inputs, config, ticket_masks, start, ticket_prefixes, on_log,
+        initialise if warm_from else None)
     validation = metrics(trainer, inputs.validation)
     evaluation = metrics(trainer, inputs.evaluation)
     references = trainer.metrics(inputs.evaluation, list(trainer.references)) \
@@ -167,7 +185,7 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
               "validation_auc": validation["auc"],
               "validation_calibration": validation["calibration"],
               "early_stopping": fit.to_json(), "epochs_trained": fit.epochs_trained,
-              "negative_transfer": transfer,
+              "negative_transfer": transfer, "warm_start": warm or None,
               "steps": trainer.global_step, "architecture": config.mtl.architecture,
               "density": {t: pruning.density(m) for t, m in task_masks.items()},
               "eval_rows": inputs.evaluation.num_rows, "train_rows": inputs.train.num_rows,

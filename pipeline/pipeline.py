@@ -16,7 +16,7 @@ from components.split_example_gen import spans
 from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
-from modules import tasks
+from modules import tasks, warm_start
 from modules.config import SPLITS, Config, ConfigError
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TICKET_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
@@ -113,6 +113,17 @@ def check_schema(config, schema_path):
                           f"{schema_path}: " + "; ".join(problems))
 
 
+def warm_start_source(serving_dir, config):
+    """What MTLTrainer warm-starts from (`mtl.warm_start: latest`): the newest pushed version
+    when the serving directory is local (resolved now, so a new push changes the trainer's cache
+    key), else the serving directory, whose newest version the trainer reads when it runs."""
+    if config.mtl.warm_start != "latest":
+        return None
+    if "://" in serving_dir:
+        return serving_dir
+    return warm_start.newest(serving_dir) or serving_dir
+
+
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
     """All pipeline nodes, in dependency order (`span`: see `split_configs`)."""
     input_config, output_config, options, range_config = split_configs(data_root, config, span)
@@ -143,7 +154,8 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
         schema=schema_gen.outputs["schema"],
         masks=ticket_search.outputs["masks"] if ticket_search else None,
         config_json=config.to_json(TRAINER_SECTIONS),
-        code_fingerprint=code_fingerprint(TRAINER_CODE))
+        code_fingerprint=code_fingerprint(TRAINER_CODE),
+        warm_start_from=warm_start_source(serving_dir, config))
     baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],

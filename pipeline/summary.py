@@ -79,6 +79,8 @@ def build(outputs, layout, config):
     # The span read, as TFX's ExampleGen driver records it (0, here None, without spans).
     result["span"] = (examples.custom_properties["span"].int_value or None) \
         if examples is not None and "span" in examples.custom_properties else None
+    result["warm_started_from"] = (training.get("warm_start") or {}).get("from") \
+        if training else None
     result["architecture"] = config.mtl.architecture
     result["outputs"] = spec.outputs()
     result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))

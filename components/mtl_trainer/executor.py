@@ -6,7 +6,7 @@ from tfx.utils import path_utils
 
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
-from modules import mtl
+from modules import mtl, warm_start
 from modules.config import Config
 from modules.ticket_search import start_prefix, ticket_prefix
 
@@ -29,6 +29,7 @@ class Executor(base_executor.BaseExecutor):
             inputs, config, tickets, start_prefix(masks_uri) if masks_uri else None,
             tft.TFTransformOutput(transform_uri),
             path_utils.serving_model_path(model_artifact.uri), run_dir,
-            {task: ticket_prefix(masks_uri, task) for task in tickets})
+            {task: ticket_prefix(masks_uri, task) for task in tickets},
+            warm_start.newest(exec_properties.get("warm_start_from")))
         for name, value in report["eval_auc"].items():
             model_artifact.set_float_custom_property(f"{name}_auc", value)
