@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from modules import spec as spec_lib
 from modules.errors import ConfigError
@@ -20,14 +21,18 @@ from modules.export import NETWORK_CHECKPOINT
 
 def newest(source):
     """The model to warm-start from: `source` itself when it is a SavedModel directory, else the
-    newest numeric version under it (a serving directory), else None (nothing pushed yet)."""
-    if not source or tf.io.gfile.exists(f"{source}/saved_model.pb"):
-        return source or None
-    if not tf.io.gfile.isdir(source):
+    newest numeric version under it (a serving directory); None when there is none (nothing
+    pushed yet) or it holds no network checkpoint (pushed by an older version: warned)."""
+    model = source
+    if source and not tf.io.gfile.exists(f"{source}/saved_model.pb"):
+        versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(source)
+                    if name.rstrip("/").isdigit()] if tf.io.gfile.isdir(source) else []
+        model = f"{source.rstrip('/')}/{max(versions)}" if versions else None
+    if model and not tf.io.gfile.exists(f"{model}/{NETWORK_CHECKPOINT}.index"):
+        logging.warning("no warm start: %s holds no network checkpoint (%s; pushed before warm "
+                        "starts existed), so MTL starts cold", model, NETWORK_CHECKPOINT)
         return None
-    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(source)
-                if name.rstrip("/").isdigit()]
-    return f"{source.rstrip('/')}/{max(versions)}" if versions else None
+    return model
 
 
 def _vocabulary(path):

@@ -126,3 +126,16 @@ def test_a_model_of_another_shape_is_refused_naming_it(two_days):
     other = tiny_pipeline_config(model={"hidden_units": [16, 8]})
     with pytest.raises(ConfigError, match="does not fit this config"):
         _warmed(two_days, other)
+
+
+def test_a_version_without_a_network_checkpoint_starts_cold(two_days, tmp_path):
+    import shutil
+
+    from modules import warm_start
+    v1 = two_days["first"]["pushed_model"]
+    assert warm_start.newest(os.path.dirname(v1)) == two_days["second"]["pushed_model"]
+    assert warm_start.newest(v1) == v1
+    old = tmp_path / "serving" / "7"
+    shutil.copytree(v1, old, ignore=shutil.ignore_patterns("network"))
+    assert warm_start.newest(str(old.parent)) is None and warm_start.newest(str(old)) is None
+    assert warm_start.newest(str(tmp_path / "nothing")) is None
