@@ -151,7 +151,6 @@ def feed_data(work, spec, rows, seed):
     """(directory, schema path) of the bring-your-own-data worked example's log
     (`examples/feed/make_data.py`) at `rows` rows, converted by `lt4rec convert` for `spec`, and
     the schema `lt4rec schema` infers from it."""
-    import csv
     import importlib.util
 
     from pipeline import convert, infer_schema
@@ -165,12 +164,8 @@ def feed_data(work, spec, rows, seed):
         "make_data", os.path.join(REPO, "examples", "feed", "make_data.py"))
     make_data = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(make_data)
-    table = make_data.rows(rows, seed)
     os.makedirs(out + ".csv")
-    with open(os.path.join(out + ".csv", "feed.csv"), "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    make_data.write_csv(make_data.rows(rows, seed), os.path.join(out + ".csv", "feed.csv"))
     convert.convert(os.path.join(out + ".csv", "feed.csv"), spec, out + ".partial")
     inferred, examples = infer_schema.infer(os.path.join(out + ".partial", "*"), spec)
     if os.path.exists(schema):

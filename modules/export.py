@@ -19,6 +19,7 @@ connections are exact zeros in the exported weights (a kernel a task reads whole
 once, not copied). A task served from its own ticket's weights
 (negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
+import os
 import types
 
 import numpy as np
@@ -103,6 +104,16 @@ def _baked(network, task, masks):
                                    name=f"{task}_mlp_{i}")
                        if read and not mask.all() else kernel)
     return kernels
+
+
+def newest_version(base_directory):
+    """Path of the highest numeric version under `base_directory` (a serving directory, as
+    the pusher writes it), or None if there is none."""
+    if not tf.io.gfile.isdir(base_directory):
+        return None
+    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_directory)
+                if name.rstrip("/").isdigit()]
+    return os.path.join(base_directory, str(max(versions))) if versions else None
 
 
 def export(network, task_masks, tft_output, path, spec, served=None):

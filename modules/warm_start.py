@@ -16,7 +16,7 @@ from absl import logging
 
 from modules import spec as spec_lib
 from modules.errors import ConfigError
-from modules.export import NETWORK_CHECKPOINT
+from modules.export import NETWORK_CHECKPOINT, newest_version
 
 
 def newest(source):
@@ -25,9 +25,7 @@ def newest(source):
     pushed yet) or it holds no network checkpoint (pushed by an older version: warned)."""
     model = source
     if source and not tf.io.gfile.exists(f"{source}/saved_model.pb"):
-        versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(source)
-                    if name.rstrip("/").isdigit()] if tf.io.gfile.isdir(source) else []
-        model = f"{source.rstrip('/')}/{max(versions)}" if versions else None
+        model = newest_version(source)
     if model and not tf.io.gfile.exists(f"{model}/{NETWORK_CHECKPOINT}.index"):
         logging.warning("no warm start: %s holds no network checkpoint (%s; pushed before warm "
                         "starts existed), so MTL starts cold", model, NETWORK_CHECKPOINT)

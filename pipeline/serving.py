@@ -12,7 +12,7 @@ import warnings
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from components.atomic_pusher.executor import newest_version
+from modules.export import newest_version
 
 
 def latest_version(model_dir):

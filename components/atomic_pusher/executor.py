@@ -38,15 +38,6 @@ class Executor(tfx_pusher.Executor):
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 
 
-def newest_version(base_directory):
-    """Path of the highest numeric version under `base_directory`, or None if there is none."""
-    if not fileio.isdir(base_directory):
-        return None
-    versions = [int(name.rstrip("/")) for name in fileio.listdir(base_directory)
-                if name.rstrip("/").isdigit()]
-    return os.path.join(base_directory, str(max(versions))) if versions else None
-
-
 def push_atomically(model_path, base_directory, version=None):
     """Copy `model_path` to `base_directory/<version>` via a temporary directory and a rename."""
     fileio.makedirs(base_directory)

@@ -44,6 +44,14 @@ def rows(count, seed):
     return out
 
 
+def write_csv(data, path):
+    """Write the rows (`rows`) to the CSV file `path`, a header line first."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(data[0]))
+        writer.writeheader()
+        writer.writerows(data)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1500)
@@ -51,10 +59,7 @@ def main():
     parser.add_argument("--out", default="examples/feed/feed.csv")
     args = parser.parse_args()
     data = rows(args.rows, args.seed)
-    with open(args.out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(data[0]))
-        writer.writeheader()
-        writer.writerows(data)
+    write_csv(data, args.out)
     print(f"wrote {len(data)} rows to {args.out}")
 
 
