@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 import typing
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from modules import features
 from modules.errors import ConfigError, check as _check, is_int as _is_int
@@ -138,6 +138,11 @@ class TicketConfig:
     min_density: float = 0.0             # rounds sparser than this are not selectable
     max_density: float = 1.0             # rounds denser than this are not selectable
     selection_tolerance: float = 0.0     # metrics this close tie; ties go to the sparser mask
+    # Take the masks the newest pushed model publishes instead of searching, while the spec,
+    # model and ticket settings that searched them are unchanged (`modules/ticket_reuse.py`):
+    # "latest"; "never"; or {max_age_spans: K}: only masks searched at most K spans before the
+    # span read. `lt4rec run --search-tickets` forces a search.
+    reuse: Union[str, Dict[str, int]] = "never"
 
     @property
     def keep_per_round(self):
@@ -414,6 +419,11 @@ class Config:
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
         _check(self.mtl.warm_start in ("off", "latest"), "mtl.warm_start", self.mtl.warm_start,
                "must be 'off' or 'latest'")
+        reuse = self.ticket.reuse
+        _check(reuse in ("latest", "never") or (
+            isinstance(reuse, dict) and set(reuse) == {"max_age_spans"}
+            and _is_int(reuse["max_age_spans"]) and reuse["max_age_spans"] >= 0),
+            "ticket.reuse", reuse, "must be 'latest', 'never' or {max_age_spans: K >= 0}")
         self.spec.validate()
         tasks = self.spec.task_names()
         _check(len(set(self.ticket.tasks)) == len(self.ticket.tasks), "ticket.tasks",

@@ -10,8 +10,8 @@ Signatures:
   production model's AUC beside ours.
 
 Each task's mask is also published as plain arrays in `assets.extra/masks/<task>.npz` (read with
-`masks.load(<model>/assets.extra)`), so every pushed version carries the tickets it was trained
-through, and the MTL network's checkpoint in `assets.extra/network/` (`modules/warm_start.py`
+`masks.load(<model>/assets.extra)`) with their provenance, so every pushed version carries the
+tickets it was trained through (`modules/ticket_reuse.py` may reuse them), and the MTL network's checkpoint in `assets.extra/network/` (`modules/warm_start.py`
 starts the next run from it); TF Serving ignores `assets.extra` apart from warm-up requests.
 
 Masks are baked in: each task path has its own MLP kernels holding kernel * mask, so pruned
@@ -19,7 +19,6 @@ connections are exact zeros in the exported weights (a kernel a task reads whole
 once, not copied). A task served from its own ticket's weights
 (negative transfer, `mtl.guard_negative_transfer`) runs through that second network.
 """
-import os
 import types
 
 import numpy as np
@@ -27,8 +26,8 @@ import tensorflow as tf
 
 from modules import masks as masks_lib
 from modules import tasks
+from modules.serving_dir import EXTRA_DIR
 
-EXTRA_DIR = "assets.extra"      # files beside the SavedModel that TF Serving does not load
 NETWORK_CHECKPOINT = f"{EXTRA_DIR}/network/checkpoint"   # the MTL network, for warm starts
 
 
@@ -106,19 +105,10 @@ def _baked(network, task, masks):
     return kernels
 
 
-def newest_version(base_directory):
-    """Path of the highest numeric version under `base_directory` (a serving directory, as
-    the pusher writes it), or None if there is none."""
-    if not tf.io.gfile.isdir(base_directory):
-        return None
-    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_directory)
-                if name.rstrip("/").isdigit()]
-    return os.path.join(base_directory, str(max(versions))) if versions else None
-
-
-def export(network, task_masks, tft_output, path, spec, served=None):
+def export(network, task_masks, tft_output, path, spec, served=None, ticket_provenance=None):
     """Write the SavedModel to `path` (written aside, then renamed into place); `spec` and
-    `served` as for `ServingModule`."""
+    `served` as for `ServingModule`; `ticket_provenance` is published with the masks
+    (`modules/ticket_reuse.py`)."""
     module = ServingModule(network, task_masks, tft_output, spec, served)
     tmp = path.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
@@ -126,7 +116,7 @@ def export(network, task_masks, tft_output, path, spec, served=None):
     tf.saved_model.save(module, tmp, signatures={
         "serving_default": module.serve, "transform_features": module.transform_features,
         "evaluation": module.evaluate})
-    masks_lib.save(f"{tmp}/{EXTRA_DIR}", task_masks)
+    masks_lib.save(f"{tmp}/{EXTRA_DIR}", task_masks, ticket_provenance)
     tf.train.Checkpoint(network=network).write(f"{tmp}/{NETWORK_CHECKPOINT}")
     tf.io.gfile.rename(tmp, path, overwrite=True)
     return path

@@ -143,11 +143,12 @@ def train_and_guard(inputs, config, ticket_masks, start_prefix, ticket_prefixes,
 
 
 def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_path, run_dir,
-                     ticket_prefixes, warm_from=None):
+                     ticket_prefixes, warm_from=None, ticket_provenance=None):
     """Train (early stopping on validation; from the model at `warm_from` when given, see
     `modules/warm_start.py`), guard against negative transfer (each task against its ticket at
-    `ticket_prefixes[task]`), evaluate on validation and eval, export; write and return the
-    training report (its AUCs are those of the model exported)."""
+    `ticket_prefixes[task]`), evaluate on validation and eval, export (publishing the masks with
+    `ticket_provenance`); write and return the training report (its AUCs are those of the model
+    exported)."""
     warm = {}
 
     def initialise(network):
@@ -179,7 +180,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
         for name, value in evaluation["auc"].items():
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
-    export.export(network, task_masks, tft_output, serving_path, config.spec, trainer.served)
+    export.export(network, task_masks, tft_output, serving_path, config.spec, trainer.served,
+                  ticket_provenance)
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
               "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
-from modules import plots, pruning
+from modules import plots, pruning, ticket_reuse
 from modules.training import MaskedTrainer
 
 # Layout of a TaskMasks artifact besides the masks (`masks_lib`).
@@ -162,11 +162,29 @@ def _metric_name(task):
     return f"auc (rows: {task.rows})" if task.rows else "auc"
 
 
-def run_search(inputs, config, out_uri, log_dir=None):
-    """Search every task; write masks, θ0 (and the rewind point), each task's chosen round's
-    trained weights, report and plot under `out_uri`.
+def trained_ticket_prefixes(masks_uri, tasks):
+    """{task: `ticket_prefix`} of the tasks among `tasks` whose ticket was trained by the search
+    at `masks_uri` (none when it reused masks: `modules/ticket_reuse.py`)."""
+    return {task: ticket_prefix(masks_uri, task) for task in tasks
+            if tf.io.gfile.exists(ticket_prefix(masks_uri, task) + ".index")}
 
-    Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only.
+
+def _reused_record(config, task, masks):
+    """A reused task's report entry: its mask's density, no rounds trained."""
+    return {"metric_name": _metric_name(config.spec.task(task)), "selected_on": None,
+            "rounds": [], "chosen_round": None, "chosen_density": pruning.density(masks),
+            "chosen_metric": None, "chosen_eval_metric": None, "dense_metric": None,
+            "dense_eval_metric": None, "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
+
+
+def run_search(inputs, config, out_uri, log_dir=None, span=None, reuse_from=None):
+    """Search every task; write masks (with their provenance), θ0 (and the rewind point), each
+    task's chosen round's trained weights, report and plot under `out_uri`.
+
+    Returns the report. Rounds are chosen on validation AUC; eval AUCs are reported only. When
+    `ticket_reuse.decide` reuses the masks published by the pushed model at `reuse_from`, no
+    round trains: θ0 (and the rewind point) and those masks are written; `report["reuse"]` says
+    which, or why the search ran. `span`: the span read (None without spans).
     """
     tasks = config.ticket_tasks()
     network = inputs_lib.build_network(inputs, config, tasks)
@@ -176,6 +194,7 @@ def run_search(inputs, config, out_uri, log_dir=None):
     if config.ticket.rewind_step:
         rewind_point(trainer, inputs.train, tasks, config.ticket.rewind_step, config.model.seed)
         checkpoint.write(os.path.join(out_uri, REWIND_DIR, "ckpt"))
+    decision, reused = ticket_reuse.decide(config, reuse_from, span, network)
 
     def start():             # read back from disk each round: no copy held in memory
         checkpoint.read(start_prefix(out_uri)).assert_existing_objects_matched()
@@ -183,9 +202,13 @@ def run_search(inputs, config, out_uri, log_dir=None):
               "prunable_layers": [list(k.shape) for k in network.prunable_weights()],
               "keep_per_round": config.ticket.keep_per_round, "seed": config.model.seed,
               "rewind_step": config.ticket.rewind_step, "fields": config.spec.fields(),
-              "tasks": {}}
+              "reuse": decision, "tasks": {}}
     chosen_masks = {}
     for task in tasks:
+        if reused:
+            chosen_masks[task] = reused[task]
+            report["tasks"][task] = _reused_record(config, task, reused[task])
+            continue
         results = search_task(trainer, task, inputs, config.ticket, start, config.model.seed,
                               log_dir, on_chosen=functools.partial(checkpoint.write,
                                                           ticket_prefix(out_uri, task)))
@@ -200,9 +223,11 @@ def run_search(inputs, config, out_uri, log_dir=None):
             "chosen_metric": chosen.metric, "chosen_eval_metric": chosen.eval_metric,
             "dense_metric": results[0].metric, "dense_eval_metric": results[0].eval_metric,
             "mask_file": f"{masks_lib.MASK_DIR}/{task}.npz"}
-    masks_lib.save(out_uri, chosen_masks)
+    masks_lib.save(out_uri, chosen_masks, ticket_reuse.provenance(
+        config, decision["searched_span"], decision["searched_in"] or out_uri))
     report["overlap"] = pruning.overlap(chosen_masks)
     with tf.io.gfile.GFile(os.path.join(out_uri, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, sort_keys=True))
-    plots.pruning_curves(report, os.path.join(out_uri, PLOT_FILE))
+    if not reused:
+        plots.pruning_curves(report, os.path.join(out_uri, PLOT_FILE))
     return report

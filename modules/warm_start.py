@@ -16,16 +16,15 @@ from absl import logging
 
 from modules import spec as spec_lib
 from modules.errors import ConfigError
-from modules.export import NETWORK_CHECKPOINT, newest_version
+from modules.export import NETWORK_CHECKPOINT
+from modules.serving_dir import model_at
 
 
 def newest(source):
     """The model to warm-start from: `source` itself when it is a SavedModel directory, else the
     newest numeric version under it (a serving directory); None when there is none (nothing
     pushed yet) or it holds no network checkpoint (pushed by an older version: warned)."""
-    model = source
-    if source and not tf.io.gfile.exists(f"{source}/saved_model.pb"):
-        model = newest_version(source)
+    model = model_at(source)
     if model and not tf.io.gfile.exists(f"{model}/{NETWORK_CHECKPOINT}.index"):
         logging.warning("no warm start: %s holds no network checkpoint (%s; pushed before warm "
                         "starts existed), so MTL starts cold", model, NETWORK_CHECKPOINT)

@@ -26,6 +26,9 @@ def _parser():
     run.add_argument("--span", type=int, help="the span to run on when --data holds span-<N> "
                      "directories (default: the newest)")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    run.add_argument("--search-tickets", action="store_true",
+                     help="search the tickets even if ticket.reuse would take a pushed model's "
+                          "masks (ticket.reuse: never for this run)")
 
     predict = sub.add_parser("predict", help="score TFRecords with a pushed model (JSON lines)")
     predict.add_argument("--model", required=True,
@@ -220,7 +223,7 @@ def _emulate(spec, config, state, enable_caching):
 def _run(args):
     from pipeline import local_runner, summary
     from pipeline.pipeline import SCHEMA_PATH
-    config = Config.load(args.config, spec_path=args.spec)
+    config = run_config(args)
     schema = args.schema or SCHEMA_PATH
     _check_schema_file(config, schema)
     data = args.data or local_runner.default_data(args.root, config)
@@ -244,6 +247,12 @@ def _run(args):
         return 1
     print(summary.render(summary.build(outputs, layout, config)))
     return 0
+
+
+def run_config(args):
+    """The config of `lt4rec run`: defaults, --spec, --config, then its flags."""
+    return Config.load(args.config, spec_path=args.spec,
+                       overrides={"ticket": {"reuse": "never"}} if args.search_tickets else None)
 
 
 def _check_schema_file(config, schema):

@@ -16,7 +16,8 @@ from components.split_example_gen import spans
 from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
-from modules import tasks, warm_start
+from modules import tasks
+from modules.serving_dir import newest_version
 from modules.config import SPLITS, Config, ConfigError
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TICKET_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
@@ -113,15 +114,14 @@ def check_schema(config, schema_path):
                           f"{schema_path}: " + "; ".join(problems))
 
 
-def warm_start_source(serving_dir, config):
-    """What MTLTrainer warm-starts from (`mtl.warm_start: latest`): the newest pushed version
-    when the serving directory is local (resolved now, so a new push changes the trainer's cache
-    key), else the serving directory, whose newest version the trainer reads when it runs."""
-    if config.mtl.warm_start != "latest":
-        return None
+def pushed_source(serving_dir):
+    """What MTLTrainer warm-starts from (`mtl.warm_start: latest`) and TicketSearch may reuse
+    masks from (`ticket.reuse`): the newest pushed version when the serving directory is local
+    (resolved now, so a new push changes the step's cache key), else the serving directory,
+    whose newest version the step reads when it runs."""
     if "://" in serving_dir:
         return serving_dir
-    return warm_start.newest(serving_dir) or serving_dir
+    return newest_version(serving_dir) or serving_dir
 
 
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
@@ -147,7 +147,9 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"], config_json=config.to_json(TICKET_SECTIONS),
-        code_fingerprint=code_fingerprint(TICKET_CODE)) if config.searches_tickets() else None
+        code_fingerprint=code_fingerprint(TICKET_CODE), raw_examples=example_gen.outputs["examples"],
+        reuse_from=pushed_source(serving_dir) if config.ticket.reuse != "never" else None) \
+        if config.searches_tickets() else None
     trainer = MTLTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -155,7 +157,7 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
         masks=ticket_search.outputs["masks"] if ticket_search else None,
         config_json=config.to_json(TRAINER_SECTIONS),
         code_fingerprint=code_fingerprint(TRAINER_CODE),
-        warm_start_from=warm_start_source(serving_dir, config))
+        warm_start_from=pushed_source(serving_dir) if config.mtl.warm_start == "latest" else None)
     baseline = BaselineModel(model=trainer.outputs["model"], serving_dir=serving_dir)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],

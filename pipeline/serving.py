@@ -12,7 +12,7 @@ import warnings
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from modules.export import newest_version
+from modules.serving_dir import newest_version
 
 
 def latest_version(model_dir):

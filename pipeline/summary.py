@@ -11,7 +11,10 @@ product (`ctcvr_auc`), `<reference>_auc` per reference score (`pctr_reference_au
 (the tasks, products and reference scores, in order), `gates` (each gated output's AUC lower
 bound and allowed regression, `Config.gate`), `overlap` (of the task masks: `shared` =
 kept by every task, `union` = by any, `jaccard` = shared / union, `pairwise` N x N matrices),
-`blessed`, `pushed_model` and where the artifacts are. The `mtl_auc` and `validation_auc.mtl`
+`blessed`, `pushed_model` and where the artifacts are; for daily runs `span` (None without
+spans), `warm_started_from` (the pushed model MTL started from, or None), `masks_reused` (whether
+TicketSearch took a pushed model's masks instead of searching; None without TicketSearch) and
+`masks_reuse` (from where, searched on which span, or why not). The `mtl_auc` and `validation_auc.mtl`
 values are the exported model's (a task served from its ticket shows the ticket's).
 """
 import json
@@ -19,11 +22,13 @@ import os
 
 import tensorflow as tf
 
+from components.split_example_gen import spans
 from modules.config import ConfigError
 
 # The summary's own keys: a task may not take one of their names (its entry is a key too).
 KEYS = ("transformed_examples", "vocabularies", "ticket_search", "model", "evaluation",
-        "outputs", "overlap", "blessed", "pushed_model", "summary_path")
+        "outputs", "overlap", "blessed", "pushed_model", "summary_path", "span",
+        "warm_started_from", "masks_reused", "masks_reuse", "architecture", "gates")
 
 
 def check_outputs(spec):
@@ -76,11 +81,12 @@ def build(outputs, layout, config):
     }
     spec = config.spec
     examples = _artifact(outputs, "ImportExampleGen", "examples")
-    # The span read, as TFX's ExampleGen driver records it (0, here None, without spans).
-    result["span"] = (examples.custom_properties["span"].int_value or None) \
-        if examples is not None and "span" in examples.custom_properties else None
+    result["span"] = spans.span_of(examples)
     result["warm_started_from"] = (training.get("warm_start") or {}).get("from") \
         if training else None
+    reuse = (tickets or {}).get("reuse") or {}
+    result["masks_reused"] = reuse.get("reused") if tickets else None
+    result["masks_reuse"] = reuse or None
     result["architecture"] = config.mtl.architecture
     result["outputs"] = spec.outputs()
     result["gates"] = {name: dict(zip(("auc_lower_bound", "max_auc_regression"), gate))
@@ -174,6 +180,13 @@ def render(result):
     if "overlap" in result:
         lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
                      f"{result['overlap']['shared']} of {result['overlap']['total']} connections")
+    reuse = result.get("masks_reuse")
+    if reuse:
+        lines.append(f"  tickets: reused from {reuse['from']} (searched on span "
+                     f"{reuse['searched_span']}): no ticket trained, no negative-transfer check"
+                     if reuse["reused"] else f"  tickets: searched ({reuse['reason']})")
+    if result.get("warm_started_from"):
+        lines.append(f"  MTL warm-started from {result['warm_started_from']}")
     lines += [f"  blessed: {result.get('blessed')}   pushed model: {result.get('pushed_model')}",
               f"  transformed examples: {result['transformed_examples']}",
               f"  vocabularies:         {result['vocabularies']}",

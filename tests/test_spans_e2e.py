@@ -1,6 +1,6 @@
 """Daily data in the spans layout through the pipeline: the newest span by default, the window of
 spans before it, a given span, a span that is not there refused before anything runs, and the
-next day warm-started from the day before's pushed model."""
+next day warm-started from the day before's pushed model, reusing its masks."""
 import json
 import os
 
@@ -64,9 +64,10 @@ def test_a_missing_span_is_refused_naming_the_spans(data, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def two_days(data, tmp_path_factory):
-    """Span 1 run cold (nothing pushed yet), then span 2 warm-started from span 1's push."""
+    """Span 1 run cold (nothing pushed yet), then span 2 warm-started from span 1's push and
+    through its masks."""
     root = tmp_path_factory.mktemp("two_days")
-    config = tiny_pipeline_config(mtl={"warm_start": "latest"})
+    config = tiny_pipeline_config(mtl={"warm_start": "latest"}, ticket={"reuse": "latest"})
     layout = local_runner.RunLayout(str(root))
     first = summary.build(local_runner.run(str(data), str(root), config, span=1), layout, config)
     outputs = local_runner.run(str(data), str(root), config, span=2)
@@ -79,6 +80,103 @@ def test_span_2_warm_starts_from_span_1s_pushed_model(two_days):
     assert first["span"] == 1 and first["warm_started_from"] is None and first["pushed_model"]
     assert second["span"] == 2 and second["warm_started_from"] == first["pushed_model"]
     assert second["pushed_model"] != first["pushed_model"]
+
+
+def test_span_2_reuses_span_1s_masks_and_trains_no_ticket(two_days):
+    from modules import masks as masks_lib
+    from modules import ticket_search
+    first, second = two_days["first"], two_days["second"]
+    assert first["masks_reused"] is False and second["masks_reused"] is True
+    assert first["masks_reuse"]["reason"] == "no model is pushed yet"
+    v1_masks = os.path.join(first["pushed_model"], "assets.extra")
+    assert second["masks_reuse"]["from"] == v1_masks
+    assert second["masks_reuse"]["searched_span"] == 1
+    searched = masks_lib.load(first["ticket_search"])
+    reused = masks_lib.load(second["ticket_search"])
+    for directory in (v1_masks, os.path.join(second["pushed_model"], "assets.extra")):
+        published = masks_lib.load(directory)
+        assert sorted(published) == sorted(searched) == sorted(reused) == ["ctr", "cvr"]
+        for task in searched:
+            assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in
+                       zip(searched[task], published[task], reused[task]))
+    # Nothing trained: no rounds, no ticket weights, no TensorBoard logs; θ0 is there.
+    with open(os.path.join(second["ticket_search"], ticket_search.REPORT_FILE)) as f:
+        report = json.load(f)
+    assert all(record["rounds"] == [] for record in report["tasks"].values())
+    assert ticket_search.trained_ticket_prefixes(second["ticket_search"], ["ctr", "cvr"]) == {}
+    assert tf.io.gfile.exists(ticket_search.theta0_prefix(second["ticket_search"]) + ".index")
+    run = two_days["outputs"]["TicketSearch"]["model_run"][0].uri
+    assert not tf.io.gfile.exists(run) or tf.io.gfile.listdir(run) == []
+    # The provenance travels: version 2 says its masks were searched on span 1, by span 1's run.
+    origin = masks_lib.load_provenance(os.path.join(second["pushed_model"], "assets.extra"))
+    assert origin["searched_span"] == 1 and origin["searched_in"] == first["ticket_search"]
+    text = summary.render(second)
+    assert f"tickets: reused from {v1_masks} (searched on span 1)" in text
+    assert "tickets: searched (no model is pushed yet)" in summary.render(first)
+
+
+def test_search_tickets_forces_a_search_whatever_the_config_says(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"ticket": {"reuse": {"max_age_spans": 3}}}))
+    parse = cli._parser().parse_args
+    assert cli.run_config(parse(["run", "--config", str(path)])).ticket.reuse == {
+        "max_age_spans": 3}
+    assert cli.run_config(parse(["run", "--config", str(path), "--search-tickets"])
+                          ).ticket.reuse == "never"
+
+
+def _network(config):
+    """A seeded network of `config` (its MLP kernels are what masks are checked against)."""
+    from modules import inputs
+    sizes = {g: 10 for g in config.spec.vocabulary_groups()}
+    return inputs.network_for({**sizes, **config.spec.bucket_tables()}, config,
+                              config.ticket_tasks())
+
+
+@pytest.mark.parametrize("overrides, span, reason", [
+    ({"reuse": "never"}, 3, "ticket.reuse: never"),
+    ({"reuse": {"max_age_spans": 0}}, 3, "were searched on span 1, 2 spans before span 3 "
+                                         "(max_age_spans: 0)"),
+    ({"reuse": {"max_age_spans": 1}}, None, "max_age_spans needs spans"),
+    ({"reuse": "latest", "rounds": 3}, 3, "the spec, model or ticket settings differ"),
+])
+def test_masks_are_not_reused_when_and_saying_why(two_days, overrides, span, reason):
+    from modules import ticket_reuse
+    config = tiny_pipeline_config(ticket=overrides)
+    network = _network(config)
+    decision, masks = ticket_reuse.decide(
+        config, os.path.dirname(two_days["second"]["pushed_model"]), span, network)
+    assert masks is None and decision["reused"] is False and reason in decision["reason"]
+
+
+def test_masks_within_the_age_limit_or_from_a_given_version_are_reused(two_days):
+    from modules import ticket_reuse
+    config = tiny_pipeline_config(ticket={"reuse": {"max_age_spans": 2}})
+    network = _network(config)
+    v1, v2 = two_days["first"]["pushed_model"], two_days["second"]["pushed_model"]
+    for source, expected in ((os.path.dirname(v2), v2), (v1, v1)):
+        decision, masks = ticket_reuse.decide(config, source, 3, network)
+        assert decision["reused"] and decision["from"] == os.path.join(expected, "assets.extra")
+        assert sorted(masks) == ["ctr", "cvr"] and decision["searched_span"] == 1
+    decision, _ = ticket_reuse.decide(config, str(two_days["first"]["ticket_search"]) + "-none",
+                                      3, network)
+    assert decision["reason"] == "no model is pushed yet"
+
+
+def test_masks_of_other_kernel_shapes_are_not_reused(two_days, tmp_path):
+    from modules import ticket_reuse
+    from modules import masks as masks_lib
+    config = tiny_pipeline_config(ticket={"reuse": "latest"})
+    network = _network(config)
+    model = tmp_path / "serving" / "3"
+    model.mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(b"")
+    masks_lib.save(str(model / "assets.extra"),
+                   {t: [np.ones((4, 4), bool)] for t in ("ctr", "cvr")},
+                   ticket_reuse.provenance(config, 1, "elsewhere"))
+    decision, masks = ticket_reuse.decide(config, str(model.parent), 2, network)
+    assert masks is None and "ctr's mask in" in decision["reason"]
+    assert "kernel shapes [(4, 4)]" in decision["reason"]
 
 
 def _warmed(two_days, config):

@@ -12,7 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from modules.export import newest_version
+from modules.serving_dir import newest_version
 
 # Custom properties of the output: where the baseline came from, and why not from the newest
 # pushed version when it is not.

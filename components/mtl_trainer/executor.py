@@ -8,7 +8,7 @@ from modules import inputs as inputs_lib
 from modules import masks as masks_lib
 from modules import mtl, warm_start
 from modules.config import Config
-from modules.ticket_search import start_prefix, ticket_prefix
+from modules.ticket_search import start_prefix, trained_ticket_prefixes
 
 
 class Executor(base_executor.BaseExecutor):
@@ -29,7 +29,8 @@ class Executor(base_executor.BaseExecutor):
             inputs, config, tickets, start_prefix(masks_uri) if masks_uri else None,
             tft.TFTransformOutput(transform_uri),
             path_utils.serving_model_path(model_artifact.uri), run_dir,
-            {task: ticket_prefix(masks_uri, task) for task in tickets},
-            warm_start.newest(exec_properties.get("warm_start_from")))
+            trained_ticket_prefixes(masks_uri, tickets) if masks_uri else {},
+            warm_start.newest(exec_properties.get("warm_start_from")),
+            masks_lib.load_provenance(masks_uri) if masks_uri else None)
         for name, value in report["eval_auc"].items():
             model_artifact.set_float_custom_property(f"{name}_auc", value)

@@ -47,3 +47,13 @@ def in_span(pattern, span):
     if not (first == SPAN_DIR or _SPAN_NAME.match(first)):
         raise ValueError(f"split pattern {pattern!r} does not start with a span directory")
     return f"span-{span}/{rest}"
+
+
+def span_of(examples):
+    """The span an Examples artifact (TFX's, or its MLMD record) holds, as TFX's ExampleGen
+    driver records it; None without spans (recorded as 0)."""
+    record = getattr(examples, "mlmd_artifact", examples)
+    for values in (record.properties, record.custom_properties) if record is not None else ():
+        if "span" in values:
+            return values["span"].int_value or None
+    return None

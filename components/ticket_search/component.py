@@ -1,8 +1,10 @@
 """TicketSearch: find one lottery-ticket mask per task by iterative magnitude pruning.
 
-Inputs: transformed examples, the transform graph and the schema. Outputs: `masks` (TaskMasks:
-`masks/<task>.npz`, θ0 under `theta0/`, `ticket_report.json`, `pruning_curves.png`) and
-`model_run` (TensorBoard logs per task and round).
+Inputs: transformed examples, the transform graph and the schema; ExampleGen's examples (their
+`span` dates the masks). Outputs: `masks` (TaskMasks: `masks/<task>.npz` with `masks/ticket.json`,
+θ0 under `theta0/`, `ticket_report.json`, `pruning_curves.png`) and `model_run` (TensorBoard logs
+per task and round). With `reuse_from` (`ticket.reuse`), a pushed model's masks may be reused
+instead of searched (`modules/ticket_reuse.py`).
 """
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -15,8 +17,18 @@ from components.ticket_search import executor
 class TicketSearchSpec(types.ComponentSpec):
     """Parameters, inputs and outputs of TicketSearch."""
 
-    PARAMETERS = TRAINER_PARAMETERS
-    INPUTS = TRANSFORMED_INPUTS
+    PARAMETERS = {
+        **TRAINER_PARAMETERS,
+        # A pushed model, or a serving directory whose newest version is read when the search
+        # runs, whose published masks may be reused; absent: search.
+        "reuse_from": component_spec.ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        **TRANSFORMED_INPUTS,
+        # ExampleGen's output: its `span` property is the span the masks are searched on.
+        "raw_examples": component_spec.ChannelParameter(type=standard_artifacts.Examples,
+                                                        optional=True),
+    }
     OUTPUTS = {
         "masks": component_spec.ChannelParameter(type=TaskMasks),
         "model_run": component_spec.ChannelParameter(type=standard_artifacts.ModelRun),
@@ -29,9 +41,13 @@ class TicketSearch(base_component.BaseComponent):
     SPEC_CLASS = TicketSearchSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, examples, transform_graph, schema, config_json, code_fingerprint=None):
-        """`config_json` is `Config.to_json(...)`; its `model`, `ticket`, `vocab` sections apply."""
+    def __init__(self, examples, transform_graph, schema, config_json, code_fingerprint=None,
+                 raw_examples=None, reuse_from=None):
+        """`config_json` is `Config.to_json(...)`; its `model`, `ticket`, `vocab` sections apply.
+        `raw_examples`: ExampleGen's examples (their span); `reuse_from`: a pushed model, or a
+        serving directory, whose masks `ticket.reuse` may take instead of searching."""
         super().__init__(spec=TicketSearchSpec(
             examples=examples, transform_graph=transform_graph, schema=schema,
+            raw_examples=raw_examples, reuse_from=reuse_from,
             config=config_json, code_fingerprint=code_fingerprint,
             masks=types.Channel(type=TaskMasks), model_run=types.Channel(type=standard_artifacts.ModelRun)))
