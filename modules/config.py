@@ -141,8 +141,9 @@ class TicketConfig:
     # Take the masks the newest pushed model publishes instead of searching, while the spec,
     # model and ticket settings that searched them are unchanged (`modules/ticket_reuse.py`):
     # "latest"; "never"; or {max_age_spans: K}: only masks searched at most K spans before the
-    # span read. `lt4rec run --search-tickets` forces a search.
-    reuse: Union[str, Dict[str, int]] = "never"
+    # span read; "auto": "latest" when the data is in the spans layout, else "never"
+    # (`Config.for_layout`). `lt4rec run --search-tickets` forces a search.
+    reuse: Union[str, Dict[str, int]] = "auto"
 
     @property
     def keep_per_round(self):
@@ -188,8 +189,9 @@ class MTLConfig:
     negative_transfer: str = "serve_ticket"
     # "latest": MTL starts from the newest pushed model (`modules/warm_start.py`: its weights,
     # embedding rows remapped by vocabulary string; a first run, with nothing pushed, starts
-    # cold); "off": from the seeded initialisation (θ0 for lt4rec).
-    warm_start: str = "off"
+    # cold); "off": from the seeded initialisation (θ0 for lt4rec); "auto": "latest" when the
+    # data is in the spans layout (each run a day), else "off" (`Config.for_layout`).
+    warm_start: str = "auto"
 
 
 @dataclasses.dataclass
@@ -310,6 +312,19 @@ class Config:
                     values = _merge(values, _parse(file, f.read()))
         return cls.from_dict(_merge(values, overrides or {}))
 
+    def for_layout(self, spans_layout):
+        """This config with the daily settings left at "auto" decided for the data's layout: a
+        run on the spans layout is a day that goes on from the last push (`mtl.warm_start:
+        latest`, `ticket.reuse: latest`); a run on a flat root starts from scratch (`off`,
+        `never`), so rerunning it changes nothing TFX's cache would not."""
+        mtl = dataclasses.replace(self.mtl, warm_start=(
+            "latest" if spans_layout else "off") if self.mtl.warm_start == "auto"
+            else self.mtl.warm_start)
+        ticket = dataclasses.replace(self.ticket, reuse=(
+            "latest" if spans_layout else "never") if self.ticket.reuse == "auto"
+            else self.ticket.reuse)
+        return dataclasses.replace(self, mtl=mtl, ticket=ticket)
+
     def searches_tickets(self):
         """Whether the architecture trains through tickets (TicketSearch runs only then)."""
         return self.mtl.architecture == "lt4rec"
@@ -417,13 +432,14 @@ class Config:
                "trains one task through two products")
         _check(self.mtl.negative_transfer in ("serve_ticket", "report"), "mtl.negative_transfer",
                self.mtl.negative_transfer, "must be 'serve_ticket' or 'report'")
-        _check(self.mtl.warm_start in ("off", "latest"), "mtl.warm_start", self.mtl.warm_start,
-               "must be 'off' or 'latest'")
+        _check(self.mtl.warm_start in ("auto", "off", "latest"), "mtl.warm_start",
+               self.mtl.warm_start, "must be 'auto', 'off' or 'latest'")
         reuse = self.ticket.reuse
-        _check(reuse in ("latest", "never") or (
+        _check(reuse in ("auto", "latest", "never") or (
             isinstance(reuse, dict) and set(reuse) == {"max_age_spans"}
             and _is_int(reuse["max_age_spans"]) and reuse["max_age_spans"] >= 0),
-            "ticket.reuse", reuse, "must be 'latest', 'never' or {max_age_spans: K >= 0}")
+            "ticket.reuse", reuse,
+            "must be 'auto', 'latest', 'never' or {max_age_spans: K >= 0}")
         self.spec.validate()
         tasks = self.spec.task_names()
         _check(len(set(self.ticket.tasks)) == len(self.ticket.tasks), "ticket.tasks",

@@ -36,6 +36,14 @@ TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
 NEVER_CACHED = ("BaselineModel",)
 
 
+def reads_spans(data_root, config):
+    """Whether the data is read in the spans layout (`data.layout`; `auto` probes local roots
+    for span-<N> directories)."""
+    return config.data.layout == "spans" or (
+        config.data.layout == "auto" and "://" not in data_root
+        and bool(spans.span_directories(data_root)))
+
+
 def split_configs(data_root, config, span=None):
     """(input_config, output_config, split_options, range_config) of SplitExampleGen: train,
     validation, eval.
@@ -53,8 +61,7 @@ def split_configs(data_root, config, span=None):
     fingerprint = code_fingerprint(EXAMPLE_GEN_CODE)
     local = "://" not in data_root
     base, prefix, range_config = data_root, "", None
-    if data.layout == "spans" or (data.layout == "auto" and local
-                                  and spans.span_directories(data_root)):
+    if reads_spans(data_root, config):
         prefix = spans.SPAN_DIR + "/"
         if local:
             try:
@@ -125,8 +132,10 @@ def pushed_source(serving_dir):
 
 
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
-    """All pipeline nodes, in dependency order (`span`: see `split_configs`)."""
+    """All pipeline nodes, in dependency order (`span`: see `split_configs`; the daily settings
+    left at "auto" are decided by the layout: `Config.for_layout`)."""
     input_config, output_config, options, range_config = split_configs(data_root, config, span)
+    config = config.for_layout(reads_spans(data_root, config))
     # Kept under ImportExampleGen's node id: it is one, with our splitting.
     example_gen = SplitExampleGen(
         input_base=data_root, input_config=input_config, output_config=output_config,

@@ -181,7 +181,7 @@ def render(result):
         lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
                      f"{result['overlap']['shared']} of {result['overlap']['total']} connections")
     reuse = result.get("masks_reuse")
-    if reuse:
+    if reuse and reuse["reason"] != "ticket.reuse: never":
         lines.append(f"  tickets: reused from {reuse['from']} (searched on span "
                      f"{reuse['searched_span']}): no ticket trained, no negative-transfer check"
                      if reuse["reused"] else f"  tickets: searched ({reuse['reason']})")

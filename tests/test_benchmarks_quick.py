@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from benchmarks import common, model_size, pipeline_time, quality, scale, serving, throughput
+from benchmarks import (common, daily, model_size, pipeline_time, quality, scale, serving,
+                        throughput)
 
 pytestmark = pytest.mark.e2e
 
@@ -184,7 +185,8 @@ def test_model_size(root, work):
     assert result["targets"]["model_megabytes"]["measured"] == pytest.approx(b["total"] / 1e6)
 
 
-@pytest.mark.parametrize("module", [pipeline_time, throughput, serving, model_size, quality])
+@pytest.mark.parametrize("module", [pipeline_time, throughput, serving, model_size, quality,
+                                    daily])
 def test_every_script_is_a_module_command(module):
     proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module.NAME}", "--help"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -246,3 +248,22 @@ def test_quality_on_the_three_task_spec(work, capsys):
                       for a in ("dense_single_task", "shared_bottom"))
     assert single == 3 * shared                     # one network per task
     assert "CLICK_LIKE AUC" in capsys.readouterr().out
+
+
+def test_daily_runs_span_2_warm_with_reused_masks_beside_a_cold_start(work, capsys):
+    result = _run(daily, work)
+    (run,) = result["runs"].values()
+    first, warm, cold = run["span1"], run["span2_warm"], run["span2_cold"]
+    assert (first["span"], warm["span"], cold["span"]) == (1, 2, 2)
+    assert first["masks_reused"] is False and first["warm_started_from"] is None
+    assert warm["masks_reused"] is True and warm["warm_started_from"] == first["pushed_model"]
+    assert cold["masks_reused"] is False and cold["warm_started_from"] is None
+    assert warm["components_s"]["TicketSearch"] < cold["components_s"]["TicketSearch"]
+    paired = result["warm_minus_cold_eval_auc"]
+    assert set(paired) == {"ctr", "cvr", "ctcvr"}
+    for output, diff in paired.items():
+        assert diff["values"] == [pytest.approx(warm["eval_auc"][output]
+                                                - cold["eval_auc"][output])]
+    assert result["span2_over_span1_wall"]["values"] == [
+        pytest.approx(warm["wall_s"] / first["wall_s"])]
+    assert "warm - cold eval AUC (paired per seed)" in capsys.readouterr().out

@@ -65,9 +65,10 @@ def test_a_missing_span_is_refused_naming_the_spans(data, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def two_days(data, tmp_path_factory):
     """Span 1 run cold (nothing pushed yet), then span 2 warm-started from span 1's push and
-    through its masks."""
+    through its masks: what the defaults (`auto`) do in the spans layout."""
     root = tmp_path_factory.mktemp("two_days")
-    config = tiny_pipeline_config(mtl={"warm_start": "latest"}, ticket={"reuse": "latest"})
+    config = tiny_pipeline_config()
+    assert config.mtl.warm_start == config.ticket.reuse == "auto"
     layout = local_runner.RunLayout(str(root))
     first = summary.build(local_runner.run(str(data), str(root), config, span=1), layout, config)
     outputs = local_runner.run(str(data), str(root), config, span=2)
@@ -113,6 +114,23 @@ def test_span_2_reuses_span_1s_masks_and_trains_no_ticket(two_days):
     text = summary.render(second)
     assert f"tickets: reused from {v1_masks} (searched on span 1)" in text
     assert "tickets: searched (no model is pushed yet)" in summary.render(first)
+
+
+def test_auto_goes_on_from_the_last_push_in_the_spans_layout_only(data, tmp_path):
+    from pipeline.pipeline import create_components
+    flat = tmp_path / "flat"
+    synthetic_data.write_dataset(str(flat), rows=50, seed=1)
+    serving = str(tmp_path / "serving")
+    for root, on in ((str(data), True), (str(flat), False)):
+        nodes = {c.id: c for c in create_components(root, serving, tiny_pipeline_config())}
+        assert (nodes["TicketSearch"].exec_properties["reuse_from"] == serving) is on
+        assert (nodes["MTLTrainer"].exec_properties["warm_start_from"] == serving) is on
+    explicit = tiny_pipeline_config(mtl={"warm_start": "off"}, ticket={"reuse": "latest"})
+    nodes = {c.id: c for c in create_components(str(data), serving, explicit)}
+    assert nodes["TicketSearch"].exec_properties["reuse_from"] == serving
+    assert nodes["MTLTrainer"].exec_properties["warm_start_from"] is None
+    assert json.loads(nodes["TicketSearch"].exec_properties["config"])["ticket"]["reuse"] \
+        == "latest"
 
 
 def test_search_tickets_forces_a_search_whatever_the_config_says(tmp_path):
