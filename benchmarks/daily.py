@@ -80,6 +80,8 @@ def _arm(args, data, root, seed, name):
             "masks_reused": result["masks_reused"],
             "warm_started_from": result["warm_started_from"],
             "mtl_epochs": {t: result[t]["epochs_trained"]["mtl"] for t in tasks},
+            "served_by": {t: (result[t]["negative_transfer"] or {}).get("served_by")
+                          for t in tasks},
             "eval_auc": {**{t: result[t]["mtl_auc"] for t in tasks},
                          **{p: result[f"{p}_auc"] for p in result["outputs"]["products"]}},
             "validation_auc": {t: result[t]["validation_auc"]["mtl"] for t in tasks},

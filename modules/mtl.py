@@ -147,8 +147,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
     """Train (early stopping on validation; from the model at `warm_from` when given, see
     `modules/warm_start.py`), guard against negative transfer (each task against its ticket at
     `ticket_prefixes[task]`), evaluate on validation and eval, export (publishing the masks with
-    `ticket_provenance`); write and return the training report (its AUCs are those of the model
-    exported)."""
+    `ticket_provenance` and the tasks served from their tickets); write and return the training
+    report (its AUCs are those of the model exported)."""
     warm = {}
 
     def initialise(network):
@@ -181,7 +181,8 @@ def train_and_export(inputs, config, ticket_masks, start, tft_output, serving_pa
             tf.summary.scalar(f"eval_auc/{name}", value)
     writer.close()
     export.export(network, task_masks, tft_output, serving_path, config.spec, trainer.served,
-                  ticket_provenance)
+                  ticket_provenance and {**ticket_provenance,
+                                         "served_by_ticket": sorted(trainer.served)})
     report = {"eval_auc": evaluation["auc"], "eval_calibration": evaluation["calibration"],
               "eval_auc_max_error": evaluation["auc_max_error"],
               "validation_auc": validation["auc"],

@@ -6,8 +6,9 @@ its masks in `assets.extra/masks/` with their provenance (`masks.PROVENANCE_FILE
 they were searched on and the key of the settings that shaped the search). They are reused when
 `ticket.reuse` is not `never`, a pushed model publishes masks, the key equals this config's,
 there is a mask for every ticket task of this network's kernel shapes, and with
-`max_age_spans: K` they were searched at most K spans before the span read. Otherwise the
-search runs, and the decision says why.
+`max_age_spans: K` they were searched at most K spans before the span read, and the pushed
+model serves no task from its ticket (the negative-transfer guard needs a ticket trained on the
+day's data to compare with). Otherwise the search runs, and the decision says why.
 """
 import hashlib
 import json
@@ -45,19 +46,22 @@ def published(source):
     return model and f"{model}/{EXTRA_DIR}"
 
 
-def _refusal(config, directory, span, shapes):
-    """Why the masks under `directory` cannot be reused here, or None if they can."""
+def _refusal(config, directory, origin, span):
+    """Why the masks under `directory` (with provenance `origin`) cannot be reused on `span`
+    before reading them, or None."""
     reuse = config.ticket.reuse
     if reuse == "never":
         return "ticket.reuse: never"
     if directory is None:
         return "no model is pushed yet"
-    origin = masks_lib.load_provenance(directory)
     if origin is None:
         return f"{directory} publishes no ticket provenance (pushed before tickets were reused)"
     if origin["ticket_key"] != ticket_key(config):
         return (f"the spec, model or ticket settings differ from those that searched the masks "
                 f"in {directory}")
+    if origin.get("served_by_ticket"):
+        return (f"the pushed model serves {origin['served_by_ticket']} from their tickets "
+                f"(negative transfer): searching again lets the guard compare on this data")
     if isinstance(reuse, dict):
         searched = origin["searched_span"]
         if span is None or searched is None:
@@ -66,7 +70,12 @@ def _refusal(config, directory, span, shapes):
             return (f"the masks in {directory} were searched on span {searched}, "
                     f"{span - searched} spans before span {span} (max_age_spans: "
                     f"{reuse['max_age_spans']})")
-    found = masks_lib.load(directory)
+    return None
+
+
+def _misfit(config, directory, found, shapes):
+    """Why the masks `found` under `directory` do not fit a network of kernel `shapes`, or
+    None."""
     missing = [t for t in config.ticket_tasks() if t not in found]
     if missing:
         return f"{directory} has no mask for task(s) {missing}"
@@ -83,12 +92,14 @@ def decide(config, source, span, network):
     {"reused", "reason" (why not, or None), "from", "searched_span", "searched_in" (the
     TaskMasks artifact that searched the reused masks)}."""
     directory = published(source) if config.ticket.reuse != "never" else None
-    shapes = [tuple(k.shape) for k in network.prunable_weights()]
-    reason = _refusal(config, directory, span, shapes)
+    origin = masks_lib.load_provenance(directory) if directory else None
+    reason = _refusal(config, directory, origin, span)
+    found = None if reason else masks_lib.load(directory)
+    reason = reason or _misfit(config, directory, found,
+                               [tuple(k.shape) for k in network.prunable_weights()])
     if reason:
         return {"reused": False, "reason": reason, "from": None, "searched_span": span,
                 "searched_in": None}, None
-    origin = masks_lib.load_provenance(directory)
     return ({"reused": True, "reason": None, "from": directory,
              "searched_span": origin["searched_span"], "searched_in": origin["searched_in"]},
-            masks_lib.load(directory, config.ticket_tasks()))
+            {task: found[task] for task in config.ticket_tasks()})

@@ -17,8 +17,8 @@ from components.split_example_gen.executor import split_options
 from components.strict_example_validator.component import StrictExampleValidator
 from components.ticket_search.component import TicketSearch
 from modules import tasks
-from modules.serving_dir import newest_version
 from modules.config import SPLITS, Config, ConfigError
+from modules.serving_dir import newest_version
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TICKET_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
 from pipeline import summary

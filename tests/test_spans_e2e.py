@@ -65,9 +65,11 @@ def test_a_missing_span_is_refused_naming_the_spans(data, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def two_days(data, tmp_path_factory):
     """Span 1 run cold (nothing pushed yet), then span 2 warm-started from span 1's push and
-    through its masks: what the defaults (`auto`) do in the spans layout."""
+    through its masks: what the defaults (`auto`) do in the spans layout. The guard only
+    reports, so that no task of version 1 is served from its ticket (which would make span 2
+    search again: `test_a_model_serving_a_task_from_its_ticket_has_its_masks_searched_again`)."""
     root = tmp_path_factory.mktemp("two_days")
-    config = tiny_pipeline_config()
+    config = tiny_pipeline_config(mtl={"negative_transfer": "report"})
     assert config.mtl.warm_start == config.ticket.reuse == "auto"
     layout = local_runner.RunLayout(str(root))
     first = summary.build(local_runner.run(str(data), str(root), config, span=1), layout, config)
@@ -111,6 +113,7 @@ def test_span_2_reuses_span_1s_masks_and_trains_no_ticket(two_days):
     # The provenance travels: version 2 says its masks were searched on span 1, by span 1's run.
     origin = masks_lib.load_provenance(os.path.join(second["pushed_model"], "assets.extra"))
     assert origin["searched_span"] == 1 and origin["searched_in"] == first["ticket_search"]
+    assert origin["served_by_ticket"] == []
     text = summary.render(second)
     assert f"tickets: reused from {v1_masks} (searched on span 1)" in text
     assert "tickets: searched (no model is pushed yet)" in summary.render(first)
@@ -181,20 +184,39 @@ def test_masks_within_the_age_limit_or_from_a_given_version_are_reused(two_days)
     assert decision["reason"] == "no model is pushed yet"
 
 
-def test_masks_of_other_kernel_shapes_are_not_reused(two_days, tmp_path):
+def _published(tmp_path, config, masks, **provenance):
+    """A pushed version 3 under tmp_path/serving publishing `masks` (a stand-in SavedModel)."""
     from modules import ticket_reuse
     from modules import masks as masks_lib
-    config = tiny_pipeline_config(ticket={"reuse": "latest"})
-    network = _network(config)
     model = tmp_path / "serving" / "3"
     model.mkdir(parents=True)
     (model / "saved_model.pb").write_bytes(b"")
-    masks_lib.save(str(model / "assets.extra"),
-                   {t: [np.ones((4, 4), bool)] for t in ("ctr", "cvr")},
-                   ticket_reuse.provenance(config, 1, "elsewhere"))
-    decision, masks = ticket_reuse.decide(config, str(model.parent), 2, network)
+    masks_lib.save(str(model / "assets.extra"), masks,
+                   {**ticket_reuse.provenance(config, 1, "elsewhere"), **provenance})
+    return str(model.parent)
+
+
+def test_masks_of_other_kernel_shapes_are_not_reused(tmp_path):
+    from modules import ticket_reuse
+    config = tiny_pipeline_config(ticket={"reuse": "latest"})
+    source = _published(tmp_path, config, {t: [np.ones((4, 4), bool)] for t in ("ctr", "cvr")})
+    decision, masks = ticket_reuse.decide(config, source, 2, _network(config))
     assert masks is None and "ctr's mask in" in decision["reason"]
     assert "kernel shapes [(4, 4)]" in decision["reason"]
+
+
+def test_a_model_serving_a_task_from_its_ticket_has_its_masks_searched_again(tmp_path):
+    from modules import ticket_reuse
+    config = tiny_pipeline_config(ticket={"reuse": "latest"})
+    network = _network(config)
+    fitting = {t: [np.ones(k.shape, bool) for k in network.prunable_weights()]
+               for t in ("ctr", "cvr")}
+    for served, reused in (([], True), (["cvr"], False)):
+        source = _published(tmp_path / str(len(served)), config, fitting,
+                            served_by_ticket=served)
+        decision, masks = ticket_reuse.decide(config, source, 2, network)
+        assert decision["reused"] is reused and (masks is not None) is reused
+    assert decision["reason"].startswith("the pushed model serves ['cvr'] from their tickets")
 
 
 def _warmed(two_days, config):
