@@ -256,9 +256,13 @@ def test_daily_runs_span_2_warm_with_reused_masks_beside_a_cold_start(work, caps
     first, warm, cold = run["span1"], run["span2_warm"], run["span2_cold"]
     assert (first["span"], warm["span"], cold["span"]) == (1, 2, 2)
     assert first["masks_reused"] is False and first["warm_started_from"] is None
-    assert warm["masks_reused"] is True and warm["warm_started_from"] == first["pushed_model"]
+    assert warm["warm_started_from"] == first["pushed_model"]
     assert cold["masks_reused"] is False and cold["warm_started_from"] is None
-    assert warm["components_s"]["TicketSearch"] < cold["components_s"]["TicketSearch"]
+    # Span 2 reuses span 1's masks unless version 1 serves a task from its ticket (the guard's
+    # call on tiny data; then the day searches again: ticket_reuse).
+    assert warm["masks_reused"] is ("ticket" not in first["served_by"].values())
+    if warm["masks_reused"]:
+        assert warm["components_s"]["TicketSearch"] < cold["components_s"]["TicketSearch"]
     paired = result["warm_minus_cold_eval_auc"]
     assert set(paired) == {"ctr", "cvr", "ctcvr"}
     for output, diff in paired.items():
