@@ -33,7 +33,7 @@ UPSTREAM = {
     "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},
     "StrictExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
     "Transform": {"ImportExampleGen", "ImportSchemaGen", "StrictExampleValidator"},
-    "TicketSearch": {"Transform", "ImportSchemaGen"},
+    "TicketSearch": {"ImportExampleGen", "Transform", "ImportSchemaGen"},   # the span
     "MTLTrainer": {"Transform", "ImportSchemaGen", "TicketSearch"},
     "BaselineModel": {"MTLTrainer"},
     "Evaluator": {"ImportExampleGen", "ImportSchemaGen", "MTLTrainer", "BaselineModel"},
