@@ -213,6 +213,25 @@ class EvalGateConfig:
         default_factory=lambda: _lt4rec("evaluation", "slice_features"))
 
 
+ANOMALY_CLASSES = ("new_column", "missing_column", "wrong_type", "out_of_domain",
+                   "missing_values", "other")
+
+
+@dataclasses.dataclass
+class ChecksConfig:
+    """Data checks before Transform: which records are dropped, which anomalies stop the day."""
+    # ExampleGen drops records that break the schema's per-value constraints (a required column
+    # missing, another type, a number outside its domain, ...) and counts them per reason; above
+    # this share of a split's records the day stops, naming each reason.
+    max_dropped_fraction: float = 0.05
+    # What the validator does with each class of the statistics' anomalies: "warn" (logged, in
+    # the summary; the run goes on) or "block" (the run stops, naming the feature). "other":
+    # every anomaly of no listed class.
+    anomalies: Dict[str, str] = dataclasses.field(default_factory=lambda: {
+        "new_column": "warn", "missing_column": "block", "wrong_type": "block",
+        "out_of_domain": "warn", "missing_values": "warn", "other": "block"})
+
+
 @dataclasses.dataclass
 class KubeflowConfig:
     """Compiling and submitting the pipeline to Kubeflow Pipelines 2.x (`kubeflow/`)."""
@@ -261,6 +280,7 @@ class Config:
     ticket: TicketConfig = dataclasses.field(default_factory=TicketConfig)
     mtl: MTLConfig = dataclasses.field(default_factory=MTLConfig)
     evaluation: EvalGateConfig = dataclasses.field(default_factory=EvalGateConfig)
+    checks: ChecksConfig = dataclasses.field(default_factory=ChecksConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
     beam_pipeline_args: List[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing",
@@ -492,6 +512,13 @@ class Config:
         for name in self.evaluation.gates if given("evaluation") and given("spec") else []:
             _check(name in outputs, "evaluation.gates", name,
                    f"is not a task or product; outputs: {outputs}")
+        _check(0 <= self.checks.max_dropped_fraction < 1, "checks.max_dropped_fraction",
+               self.checks.max_dropped_fraction, "must be in [0, 1)")
+        for name, action in self.checks.anomalies.items():
+            _check(name in ANOMALY_CLASSES, "checks.anomalies", name,
+                   f"unknown anomaly class; classes: {list(ANOMALY_CLASSES)}")
+            _check(action in ("warn", "block"), f"checks.anomalies.{name}", action,
+                   "must be 'warn' or 'block'")
         _check(self.ticket.selection_tolerance >= 0, "ticket.selection_tolerance",
                self.ticket.selection_tolerance, "must be >= 0")
         for name in self.evaluation.slice_features if given("evaluation") else []:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from modules import inputs as inputs_lib
 from modules import masks as masks_lib
-from modules import plots, pruning, ticket_reuse
+from modules import plots, progress, pruning, ticket_reuse
 from modules.training import MaskedTrainer
 
 # Layout of a TaskMasks artifact besides the masks (`masks_lib`).
@@ -112,8 +112,9 @@ def search_task(trainer, task, inputs, ticket_config, start, seed, log_dir=None,
                     tf.summary.scalar(f"loss/{task}", losses[task])
 
         trainer.global_step = 0
-        fit = trainer.fit(inputs.train, inputs.validation, [task], lambda _: [task],
-                          ticket_config.stopping, seed, on_log)
+        with progress.stage(f"{task} round {round_index}/{ticket_config.rounds}"):
+            fit = trainer.fit(inputs.train, inputs.validation, [task], lambda _: [task],
+                              ticket_config.stopping, seed, on_log)
         eval_metric = trainer.evaluate(inputs.evaluation, [task])[task]
         if writer:
             with writer.as_default(step=trainer.global_step):

@@ -25,7 +25,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from modules import tasks as task_lib
+from modules import progress, tasks as task_lib
 from modules.lazy_adam import LazyAdam
 from modules.streaming_metrics import ScoreHistogram
 
@@ -298,6 +298,8 @@ class MaskedTrainer:
             if improved(mean, kept["auc"], error, kept["error"], stopping.min_delta):
                 kept.update(auc=mean, error=error, index=len(checks) - 1)
                 kept["weights"].hold()
+            progress.report(f"epoch {index / per_epoch:.1f}: validation AUC " + ", ".join(
+                f"{t} {metrics[t]['auc']:.4f}" for t in tasks))
 
         batches = self.batches(train, seed, stopping.max_epochs)
         while True:

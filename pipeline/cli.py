@@ -1,6 +1,7 @@
 """The `lt4rec` command: run the pipeline, score with a pushed model, generate synthetic data,
 and bring your own data (convert it, infer its schema)."""
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ def _parser():
     run.add_argument("--span", type=int, help="the span to run on when --data holds span-<N> "
                      "directories (default: the newest)")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="every library's logging on the console (default: one line per step "
+                          "here, the rest in <root>/logs/)")
     run.add_argument("--search-tickets", action="store_true",
                      help="search the tickets even if ticket.reuse would take a pushed model's "
                           "masks (ticket.reuse: never for this run)")
@@ -221,15 +225,38 @@ def _emulate(spec, config, state, enable_caching):
 
 
 def _run(args):
+    from absl import logging as absl_logging
+    from pipeline import console
+    # absl's default verbosity is WARNING; TensorFlow re-applies it after every SavedModel
+    # save, which would hide TFX's step records (INFO) from then on.
+    absl_logging.set_verbosity(absl_logging.INFO)
+    log = console.log_path(args.root)
+    with contextlib.nullcontext() if args.verbose else console.quiet() as session:
+        failure, result = _run_pipeline(args, session, log)
+    if failure:
+        print(failure + ("" if args.verbose else f" (full log: {log})"), file=sys.stderr)
+        return 1
+    print(result)
+    return 0
+
+
+def _run_pipeline(args, session, log):
+    """Run the pipeline of `lt4rec run` (its log kept at `log` once the input and configuration
+    passed their checks, with a quiet `session`); (failure message or None, rendered summary)."""
     from pipeline import local_runner, summary
     from pipeline.pipeline import SCHEMA_PATH
     config = run_config(args)
     schema = args.schema or SCHEMA_PATH
     _check_schema_file(config, schema)
+    if args.data and not os.path.isdir(args.data):
+        raise ConfigError(f"invalid configuration: --data {args.data!r} is not a directory")
+    if args.data:
+        input_files(args.data, config, args.span)
+    if session:
+        session.keep_log_at(log)
+        session.steps.stream.write(f"lt4rec run: one line per step; library logs in {log} "
+                                   f"(-v shows them here)\n")
     data = args.data or local_runner.default_data(args.root, config)
-    if not os.path.isdir(data):
-        raise ConfigError(f"invalid configuration: --data {data!r} is not a directory")
-    input_files(data, config, args.span)
     layout = local_runner.RunLayout(args.root)
     started = time.time()
     try:
@@ -242,11 +269,8 @@ def _run(args):
             if node == "ImportExampleGen" else None
         reason = (f"input file {unreadable[0]} is not a readable TFRecord: {unreadable[1]}"
                   if unreadable else f"{type(error).__name__}: {error}")
-        print(f"lt4rec: pipeline run failed{f' in {node}' if node else ''}: {reason}",
-              file=sys.stderr)
-        return 1
-    print(summary.render(summary.build(outputs, layout, config)))
-    return 0
+        return f"lt4rec: pipeline run failed{f' in {node}' if node else ''}: {reason}", None
+    return None, summary.render(summary.build(outputs, layout, config))
 
 
 def run_config(args):

@@ -44,7 +44,7 @@ def reads_spans(data_root, config):
         and bool(spans.span_directories(data_root)))
 
 
-def split_configs(data_root, config, span=None):
+def split_configs(data_root, config, span=None, schema_path=None):
     """(input_config, output_config, split_options, range_config) of SplitExampleGen: train,
     validation, eval.
 
@@ -55,7 +55,8 @@ def split_configs(data_root, config, span=None):
     only (compiling for a cluster needs no object-store access); `validation_from: auto` probes
     local paths here and other roots when ExampleGen runs. Spans layout (`data.layout`): the
     same under `data_root/span-{SPAN}/`, the newest span (TFX's driver resolves it when
-    ExampleGen runs) or `span`, and the `data.window_spans` before it.
+    ExampleGen runs) or `span`, and the `data.window_spans` before it. With `schema_path`,
+    ExampleGen drops and counts the records failing its row checks (`checks`).
     """
     data = config.data
     fingerprint = code_fingerprint(EXAMPLE_GEN_CODE)
@@ -78,6 +79,8 @@ def split_configs(data_root, config, span=None):
                           f"{data_root!r} is not in the spans layout (span-<N> directories; "
                           f"data.layout: {data.layout})")
     window = data.window_spans if prefix else None
+    checks = {"schema": schema_path, "max_dropped_fraction": config.checks.max_dropped_fraction} \
+        if schema_path else None
     mode = data.split_mode
     if mode == "auto":
         mode = "given" if local and all(
@@ -91,7 +94,8 @@ def split_configs(data_root, config, span=None):
             example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
                 example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=data.split_buckets[name])
                 for name in SPLITS])), split_options(data.split_key, None, fingerprint,
-                                                     sizing=sizing, window_spans=window), \
+                                                     sizing=sizing, window_spans=window,
+                                                     row_checks=checks), \
             range_config
     source = data.validation_from
     if source == "auto" and local:
@@ -103,7 +107,8 @@ def split_configs(data_root, config, span=None):
         for name in given]), None, \
         split_options(data.split_key, None if source == "directory" else data.validation_share,
                       fingerprint, probe_validation=source == "auto",
-                      sizing=None if source == "directory" else sizing, window_spans=window), \
+                      sizing=None if source == "directory" else sizing, window_spans=window,
+                      row_checks=checks), \
         range_config
 
 
@@ -134,7 +139,8 @@ def pushed_source(serving_dir):
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
     """All pipeline nodes, in dependency order (`span`: see `split_configs`; the daily settings
     left at "auto" are decided by the layout: `Config.for_layout`)."""
-    input_config, output_config, options, range_config = split_configs(data_root, config, span)
+    input_config, output_config, options, range_config = split_configs(
+        data_root, config, span, schema_path)
     config = config.for_layout(reads_spans(data_root, config))
     # Kept under ImportExampleGen's node id: it is one, with our splitting.
     example_gen = SplitExampleGen(
@@ -144,7 +150,8 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
     example_validator = StrictExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        checks_json=config.to_json(["checks"]))
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,

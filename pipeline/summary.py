@@ -14,7 +14,9 @@ kept by every task, `union` = by any, `jaccard` = shared / union, `pairwise` N x
 `blessed`, `pushed_model` and where the artifacts are; for daily runs `span` (None without
 spans), `warm_started_from` (the pushed model MTL started from, or None), `masks_reused` (whether
 TicketSearch took a pushed model's masks instead of searching; None without TicketSearch) and
-`masks_reuse` (from where, searched on which span, or why not). The `mtl_auc` and `validation_auc.mtl`
+`masks_reuse` (from where, searched on which span, or why not); for the data checks
+`rows_read` and `dropped_rows` (ExampleGen: {reason: rows} it dropped, `checks`) and
+`data_warnings` (the validator's anomalies of the classes that warn). The `mtl_auc` and `validation_auc.mtl`
 values are the exported model's (a task served from its ticket shows the ticket's).
 """
 import json
@@ -28,7 +30,8 @@ from modules.config import ConfigError
 # The summary's own keys: a task may not take one of their names (its entry is a key too).
 KEYS = ("transformed_examples", "vocabularies", "ticket_search", "model", "evaluation",
         "outputs", "overlap", "blessed", "pushed_model", "summary_path", "span",
-        "warm_started_from", "masks_reused", "masks_reuse", "architecture", "gates")
+        "warm_started_from", "masks_reused", "masks_reuse", "architecture", "gates",
+        "rows_read", "dropped_rows", "data_warnings")
 
 
 def check_outputs(spec):
@@ -82,6 +85,11 @@ def build(outputs, layout, config):
     spec = config.spec
     examples = _artifact(outputs, "ImportExampleGen", "examples")
     result["span"] = spans.span_of(examples)
+    result["rows_read"] = _property(examples, "rows_read")
+    dropped = _property(examples, "dropped_rows")
+    result["dropped_rows"] = json.loads(dropped) if dropped is not None else None
+    warnings = _property(_artifact(outputs, "StrictExampleValidator", "anomalies"), "warnings")
+    result["data_warnings"] = json.loads(warnings) if warnings is not None else None
     result["warm_started_from"] = (training.get("warm_start") or {}).get("from") \
         if training else None
     reuse = (tickets or {}).get("reuse") or {}
@@ -180,6 +188,12 @@ def render(result):
     if "overlap" in result:
         lines.append(f"  mask overlap: jaccard {_fmt(result['overlap']['jaccard'])}, shared "
                      f"{result['overlap']['shared']} of {result['overlap']['total']} connections")
+    dropped = result.get("dropped_rows")
+    if dropped:
+        lines.append(f"  data: dropped {sum(dropped.values())} of {result['rows_read']} rows "
+                     f"failing the schema's row checks: " + "; ".join(
+                         f"{reason}: {rows}" for reason, rows in sorted(dropped.items())))
+    lines += [f"  data warning: {line}" for line in result.get("data_warnings") or []]
     reuse = result.get("masks_reuse")
     if reuse and reuse["reason"] != "ticket.reuse: never":
         lines.append(f"  tickets: reused from {reuse['from']} (searched on span "

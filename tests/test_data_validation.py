@@ -1,47 +1,103 @@
-"""Anomalous input stops the run at StrictExampleValidator with a message naming the feature."""
+"""Data checks before Transform (`checks`): records breaking the schema's row checks are dropped
+and counted, and stop the day above `checks.max_dropped_fraction`; anomalies of the classes
+configured to warn let the run push, the others stop it at StrictExampleValidator, naming the
+feature."""
+import json
 import os
+import re
+import subprocess
+import sys
 
 import pytest
-import tensorflow as tf
 
-from conftest import tiny_pipeline_config
-from pipeline import cli, synthetic_data
+from reliability import helpers
 
 pytestmark = pytest.mark.e2e
+OUT_OF_DOMAIN = "cvrlabel: outside its domain [0, 1]"
 
 
-def _rewrite(src_dir, dst_dir, edit):
-    os.makedirs(dst_dir)
-    files = sorted(tf.io.gfile.glob(os.path.join(src_dir, "*")))
-    with tf.io.TFRecordWriter(os.path.join(dst_dir, "bad.tfrecord.gz"), "GZIP") as writer:
-        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-            example = tf.train.Example.FromString(record.numpy())
-            edit(example)
-            writer.write(example.SerializeToString())
+def _new_column_and_bad_cvrlabel(every):
+    """Every record gets a column the schema lacks; every `every`-th (by index) a cvrlabel of 1.7
+    (the original logs' completion rates above 1)."""
+    def edit(i, example, split):
+        helpers.set_feature(example, "FEA_UPSTREAM_NEW", "bytes_list", [b"x"])
+        if i % every == 0:
+            helpers.set_feature(example, "cvrlabel", "float_list", [1.7])
+    return edit
 
 
-def _drop_label(example):
+def test_a_new_column_warns_and_two_percent_bad_labels_are_dropped_and_the_run_pushes(tmp_path):
+    """Run as a user does (`lt4rec run` in its own process, output not a TTY), which also checks
+    the quiet console: under 60 lines, one per step, warnings in full, library logs in the file."""
+    data = helpers.edited_dataset(tmp_path, _new_column_and_bad_cvrlabel(50), rows=400)
+    root = tmp_path / "root"
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--root", str(root),
+         "--config", helpers.config_file(tmp_path)], cwd=helpers.REPO, capture_output=True,
+        text=True, check=False)
+    console = run.stdout + run.stderr
+    assert run.returncode == 0, console[-3000:]
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["rows_read"] == 400
+    assert summary["dropped_rows"] == {OUT_OF_DOMAIN: 8}
+    assert [w for w in summary["data_warnings"] if "'FEA_UPSTREAM_NEW'" in w
+            and "[new_column]" in w]
+    assert summary["pushed_model"] and os.listdir(root / "serving")
+    assert f"dropped 8 of 400 rows failing the schema's row checks: {OUT_OF_DOMAIN}: 8" \
+        in console
+    assert "data warning: split 'train': feature 'FEA_UPSTREAM_NEW'" in console
+    assert f"WARNING: ExampleGen dropped 8 of 400 records (2.00%): {OUT_OF_DOMAIN}" in console
+    lines = console.splitlines()
+    assert len(lines) < 60, console
+    steps = [line.split()[0] for line in lines if re.match(r"^\w+ +\d+ s\b", line)]
+    assert steps == ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen",
+                     "StrictExampleValidator", "Transform", "TicketSearch", "MTLTrainer",
+                     "BaselineModel", "Evaluator", "AtomicPusher"], console
+    assert re.search(r"^MTLTrainer +\d+ s +epoch [\d.]+: validation AUC ctr 0\.\d+, cvr",
+                     console, re.M), console
+    assert "INFO" not in console and "tensorflow" not in console, console
+    (log,) = (root / "logs").iterdir()
+    assert "Component AtomicPusher is finished." in log.read_text()
+
+
+def test_thirty_percent_bad_labels_stop_the_day_naming_the_feature(tmp_path, capsys):
+    data = helpers.edited_dataset(
+        tmp_path, lambda i, example, split: i % 10 < 3 and helpers.set_feature(
+            example, "cvrlabel", "float_list", [1.7]))
+    code, err = helpers.run_cli(capsys, data, tmp_path / "root", helpers.config_file(tmp_path))
+    assert code == 1
+    assert "pipeline run failed in ImportExampleGen: DroppedRowsError: 90 of the 300 records" \
+        in err and f"{OUT_OF_DOMAIN}: 90 rows (30.0%)" in err, err[-3000:]
+    assert not os.path.exists(tmp_path / "root" / "pipeline" / "StatisticsGen")
+    assert not os.path.exists(tmp_path / "root" / "serving")
+
+
+def test_a_new_column_blocks_when_configured_to(tmp_path, capsys):
+    data = helpers.edited_dataset(tmp_path, _new_column_and_bad_cvrlabel(10 ** 9))
+    config = helpers.config_file(tmp_path, checks={"anomalies": {"new_column": "block"}})
+    code, err = helpers.run_cli(capsys, data, tmp_path / "root", config)
+    assert code == 1
+    assert "pipeline run failed in StrictExampleValidator: DataAnomaliesError" in err
+    assert "feature 'FEA_UPSTREAM_NEW': New column" in err and "[new_column]" in err, err[-3000:]
+    assert not os.path.exists(tmp_path / "root" / "pipeline" / "Transform")
+
+
+def _drop_label(i, example, split):
     del example.features.feature["label"]
 
 
-def _label_as_bytes(example):
-    value = example.features.feature["label"].int64_list.value[0]
-    example.features.feature["label"].bytes_list.value.append(str(value).encode())
+def _label_as_bytes(i, example, split):
+    helpers.set_feature(example, "label", "bytes_list", [b"1"])
 
 
 @pytest.mark.parametrize("edit, expected", [
-    (_drop_label, "feature 'label'"),
-    (_label_as_bytes, "feature 'label'"),
-])
-def test_anomalous_data_stops_the_run_naming_the_feature(tmp_path, capsys, edit, expected):
-    synthetic_data.write_dataset(str(tmp_path / "good"), rows=300, seed=5)
-    _rewrite(str(tmp_path / "good"), str(tmp_path / "bad"), edit)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(tiny_pipeline_config().to_json())
-    code = cli.main(["run", "--data", str(tmp_path / "bad"), "--root", str(tmp_path / "root"),
-                     "--config", str(config_path)])
-    err = capsys.readouterr().err
+    (_drop_label, "label: missing: 300 rows (100.0%)"),
+    (_label_as_bytes, "label: wrong type (bytes_list, the schema has int64_list): 300 rows"),
+], ids=["label column missing", "label column as bytes"])
+def test_a_whole_label_column_missing_or_mistyped_stops_the_day(tmp_path, capsys, edit, expected):
+    data = helpers.edited_dataset(tmp_path, edit)
+    code, err = helpers.run_cli(capsys, data, tmp_path / "root", helpers.config_file(tmp_path))
     assert code == 1
-    assert "DataAnomaliesError" in err and expected in err
-    assert not os.path.exists(tmp_path / "root" / "pipeline" / "Transform")
+    assert "pipeline run failed in ImportExampleGen: DroppedRowsError" in err
+    assert expected in err, err[-3000:]
     assert not os.path.exists(tmp_path / "root" / "serving")

@@ -20,16 +20,17 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.split_example_gen import spans
+from components.split_example_gen import row_checks, spans
 from modules import rules as rules_lib
 
 CARVE_BUCKETS = 1000     # resolution of the validation share carved out of train
 GROW_RESOLUTION = 10 ** 6  # resolution of the share of train records moved to a grown validation
 SPLIT_OPTIONS_KEY = "split_options"
+ROW_CHECKS_DIR = "row_checks"     # per read: rows read and dropped per reason (JSON)
 
 
 def split_options(split_key, carve_share=None, code_fingerprint=None, probe_validation=False,
-                  sizing=None, window_spans=None):
+                  sizing=None, window_spans=None, row_checks=None):
     """SplitExampleGen's `split_options` (JSON): hash key ("" = whole record), carved share.
 
     `probe_validation` (given mode): at run time, read `<input_base>/validation/` as the
@@ -38,12 +39,14 @@ def split_options(split_key, carve_share=None, code_fingerprint=None, probe_vali
     `sizing` (a hashed or carved validation only): {"min_class_rows", "max_share", "rules"}, the
     rules as `task_classes` reads them. `code_fingerprint` only changes the property, so a code
     change is not served from the cache. `window_spans` (spans layout): each split is read from
-    the newest that many spans up to the run's span.
+    the newest that many spans up to the run's span. `row_checks` ({"schema": path,
+    "max_dropped_fraction": share}): records failing the schema's row checks (`row_checks.py`)
+    are dropped and counted; above that share of a read the run fails.
     """
     return json.dumps({"split_key": split_key, "carve_share": carve_share,
                        "code_fingerprint": code_fingerprint,
                        "probe_validation": probe_validation, "sizing": sizing,
-                       "window_spans": window_spans}, sort_keys=True)
+                       "window_spans": window_spans, "row_checks": row_checks}, sort_keys=True)
 
 
 def split_hash(example, split_key):
@@ -178,6 +181,26 @@ def read_window(pipeline, read, exec_properties, pattern, window, label, optiona
     return parts | f"Spans{label}" >> beam.Flatten()
 
 
+def _flag(record, checks):
+    return record, row_checks.problem(record, checks)
+
+
+def checked(records, checks, label, counts_path=None, source=None):
+    """`records` without those failing `checks`; with `counts_path`, the rows read and dropped
+    per reason are written there (`row_checks.write_counts`, naming `source`)."""
+    flagged = records | f"RowChecks{label}" >> beam.Map(_flag, checks)
+    if counts_path:
+        _ = (flagged
+             | f"Reasons{label}" >> beam.Map(lambda pair: pair[1])
+             | f"CountReasons{label}" >> beam.combiners.Count.PerElement()
+             | f"ReasonList{label}" >> beam.combiners.ToList()
+             | f"WriteCounts{label}" >> beam.Map(
+                 lambda counts: row_checks.write_counts(counts_path, source, counts)))
+    return (flagged
+            | f"Passing{label}" >> beam.Filter(lambda pair: pair[1] is None)
+            | f"Records{label}" >> beam.Map(lambda pair: pair[0]))
+
+
 class Executor(import_executor.Executor):
     """Reads like ImportExampleGen; splits by `split_options` into train/validation/eval."""
 
@@ -200,8 +223,18 @@ class Executor(import_executor.Executor):
             where = os.path.join(base, pattern)
             return f"{where} (spans {window})" if window else where
 
-        def records_of(pattern, label, optional=False):
-            return read_window(pipeline, read, exec_properties, pattern, window, label, optional)
+        checks = options.get("row_checks")
+        rules = row_checks.read_checks(checks["schema"]) if checks else None
+        counts_dir = os.path.join(self._examples.uri, ROW_CHECKS_DIR)
+
+        def records_of(pattern, label, optional=False, count=True):
+            records = read_window(pipeline, read, exec_properties, pattern, window, label,
+                                  optional)
+            if rules is None:
+                return records
+            name = "".join(c for c in label if c.isalnum() or c in "-_") or "all"
+            return checked(records, rules, label, count and os.path.join(
+                counts_dir, f"{name}.json"), source(pattern))
 
         if output_config.split_config.splits:
             names = [split.name for split in output_config.split_config.splits]
@@ -214,7 +247,7 @@ class Executor(import_executor.Executor):
             if options.get("sizing") and {"train", "validation"} <= set(names):
                 train, validation = names.index("train"), names.index("validation")
                 width = [b - (bounds[i - 1] if i else 0) for i, b in enumerate(bounds)]
-                grow = _sized(records_of(pattern, "[sizing]"),
+                grow = _sized(records_of(pattern, "[sizing]", count=False),
                               width[validation] / bounds[-1], width[train] / bounds[-1], train,
                               validation, options["sizing"], "all")
             parts = records | "SplitData" >> beam.Partition(
@@ -236,7 +269,7 @@ class Executor(import_executor.Executor):
                 bounds = [round(options["carve_share"] * CARVE_BUCKETS), CARVE_BUCKETS]
                 records = splits.pop("train")
                 grow = _sized(
-                    records_of(patterns["train"], "[train][sizing]"),
+                    records_of(patterns["train"], "[train][sizing]", count=False),
                     bounds[0] / CARVE_BUCKETS, 1 - bounds[0] / CARVE_BUCKETS, 1, 0,
                     options["sizing"], "train") if options.get("sizing") else None
                 validation, train = records | "CarveValidation" >> beam.Partition(
@@ -252,3 +285,23 @@ class Executor(import_executor.Executor):
         self._examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         super().Do(input_dict, output_dict, exec_properties)
+        checks = json.loads(exec_properties[SPLIT_OPTIONS_KEY]).get("row_checks")
+        if checks:
+            self._judge_rows(checks["max_dropped_fraction"])
+
+    def _judge_rows(self, tolerance):
+        """Fail when a read dropped more than `tolerance` of its records; else record the rows
+        read and dropped per reason on the examples (`rows_read`, `dropped_rows` as JSON) and
+        warn about the drops."""
+        reports = row_checks.read_counts(os.path.join(self._examples.uri, ROW_CHECKS_DIR))
+        for report in reports.values():
+            row_checks.verdict(report["rows_read"], report["dropped_rows"], report["source"],
+                               tolerance)
+        read, dropped = row_checks.merge(reports.values())
+        self._examples.set_int_custom_property("rows_read", read)
+        self._examples.set_string_custom_property("dropped_rows", json.dumps(dropped,
+                                                                             sort_keys=True))
+        for reason, rows in sorted(dropped.items()):
+            logging.warning("ExampleGen dropped %d of %d records (%s): %s (at most "
+                            "checks.max_dropped_fraction=%g of a split's records may be)",
+                            rows, read, f"{rows / read:.2%}", reason, tolerance)

@@ -97,7 +97,8 @@ def test_hash_buckets_give_the_configured_fractions():
 def test_split_options_carry_key_share_and_fingerprint():
     options = json.loads(executor.split_options("seqnum", 0.2, "abc"))
     assert options == {"split_key": "seqnum", "carve_share": 0.2, "code_fingerprint": "abc",
-                       "probe_validation": False, "sizing": None, "window_spans": None}
+                       "probe_validation": False, "sizing": None, "window_spans": None,
+                       "row_checks": None}
     assert executor.split_options("", None, "abc") != executor.split_options("", None, "abd")
 
 
@@ -319,3 +320,46 @@ def test_a_runner_that_lost_records_fails_the_run_naming_the_source():
     with pytest.raises(Exception, match=r"read 5 records from /data/day/\* but its splits hold "
                                         r"4 \(\{'train': 3, 'eval': 1\}\).*nothing is published"):
         _count_check(list(range(5)), [[0, 1, 2], [4]])
+
+
+SCHEMA = """
+feature { name: "seqnum" type: BYTES presence { min_fraction: 1.0 } }
+feature { name: "FEA_UID" type: BYTES presence { min_fraction: 1.0 } }
+feature { name: "label" type: INT presence { min_fraction: 1.0 } int_domain { min: 0 max: 1 } }
+"""
+
+
+def _hashed_run(tmp_path, records, max_dropped_fraction):
+    """A hash-mode run with row checks of SCHEMA; (splits, the output Examples' properties)."""
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(SCHEMA)
+    _write(str(tmp_path / "data" / "part.gz"), records)
+    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single", pattern="*")]),
+        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])),
+        executor.split_options("", row_checks={
+            "schema": str(schema), "max_dropped_fraction": max_dropped_fraction}))
+    return splits, json.loads((tmp_path / "out" / executor.ROW_CHECKS_DIR / "all.json")
+                              .read_text())
+
+
+def test_records_failing_row_checks_are_dropped_and_counted_per_reason(tmp_path):
+    good = many(200, seed=4)
+    bad = [make_example(f"b{i}", "u", label=2) for i in range(3)] + [
+        make_example(f"m{i}", "u", order=("seqnum", "label")) for i in range(2)]
+    splits, counts = _hashed_run(tmp_path, good + bad, 0.05)
+    assert _serialized(sum(splits.values(), [])) == _serialized(good)
+    assert counts["rows_read"] == 205
+    assert counts["dropped_rows"] == {"label: outside its domain [0, 1]": 3,
+                                      "FEA_UID: missing": 2}
+
+
+def test_more_failing_records_than_tolerated_stop_the_run_naming_each_reason(tmp_path):
+    from components.split_example_gen.row_checks import DroppedRowsError
+    bad = [make_example(f"b{i}", "u", label=7) for i in range(30)]
+    with pytest.raises(DroppedRowsError, match=r"30 of the 130 records read from .*data/\* "
+                       r"\(23.1%\).*max_dropped_fraction=0.2: label: outside its domain "
+                       r"\[0, 1\]: 30 rows"):
+        _hashed_run(tmp_path, many(100, seed=5) + bad, 0.2)

@@ -1,12 +1,16 @@
-"""Executor: TFX's ExampleValidator, then stop the run if any split has anomalies.
+"""Executor: TFX's ExampleValidator, then stop the run on the anomalies configured to block.
 
-Besides the schema anomalies, a split where a label holds a single value is an anomaly: the
-trainers' and the Evaluator's AUC is undefined on it (the schema cannot express this). The labels
-are the schema's features absent in the SERVING environment (LT4REC: `label` and `cvrlabel`; an
-inferred schema marks every column a task reads so).
+Each anomaly reason is sorted into a class of `checks.anomalies` (`anomaly_class`); a feature
+whose reasons include a blocking class stops the run, the others are warnings. Besides the schema
+anomalies, a split where a label holds a single value always blocks: the trainers' and the
+Evaluator's AUC is undefined on it (the schema cannot express this). The labels are the schema's
+features absent in the SERVING environment (LT4REC: `label` and `cvrlabel`; an inferred schema
+marks every column a task reads so).
 """
+import json
 import os
 
+from absl import logging
 from tfx.components.example_validator import executor as tfx_executor
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
@@ -14,32 +18,67 @@ from tfx.utils import io_utils
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
+from modules.config import Config
+
 SERVING = "SERVING"
+CHECKS_KEY = "checks"
+# Anomaly reason types (tensorflow_metadata AnomalyInfo.Type) by class; the rest are "other".
+_CLASSES = {
+    "new_column": ("SCHEMA_NEW_COLUMN",),
+    "missing_column": ("SCHEMA_MISSING_COLUMN", "FEATURE_TYPE_NOT_PRESENT",
+                       "FEATURE_TYPE_NO_VALUES"),
+    "missing_values": ("FEATURE_TYPE_LOW_FRACTION_PRESENT", "FEATURE_TYPE_LOW_NUMBER_PRESENT"),
+    "out_of_domain": ("BOOL_TYPE_BIG_INT", "BOOL_TYPE_SMALL_INT", "BOOL_TYPE_UNEXPECTED_STRING",
+                      "BOOL_TYPE_UNEXPECTED_FLOAT", "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+                      "FEATURE_TYPE_HIGH_NUMBER_VALUES", "FEATURE_TYPE_LOW_NUMBER_VALUES",
+                      "FLOAT_TYPE_BIG_FLOAT", "FLOAT_TYPE_SMALL_FLOAT", "FLOAT_TYPE_HAS_NAN",
+                      "FLOAT_TYPE_HAS_INF", "INT_TYPE_BIG_INT", "INT_TYPE_SMALL_INT"),
+    "wrong_type": tuple(name for name in anomalies_pb2.AnomalyInfo.Type.keys() if any(
+        part in name for part in ("TYPE_BYTES_NOT", "TYPE_FLOAT_NOT", "TYPE_INT_NOT",
+                                  "TYPE_STRING_NOT", "TYPE_NOT_", "_EXPECTED", "_NOW_",
+                                  "UNKNOWN_TYPE_NUMBER", "FLOAT_TYPE_NON_STRING",
+                                  "UNEXPECTED_DATA_TYPE")) and name != "FEATURE_TYPE_NOT_PRESENT"),
+}
+_CLASS_OF = {anomalies_pb2.AnomalyInfo.Type.Value(name): kind
+             for kind, names in _CLASSES.items() for name in names}
 
 
 class DataAnomaliesError(RuntimeError):
     """The data does not conform to the schema; the message names every feature and anomaly."""
 
 
+def anomaly_class(reason_type):
+    """The `checks.anomalies` class of an AnomalyInfo.Type value ("other" when unlisted)."""
+    return _CLASS_OF.get(reason_type, "other")
+
+
 class Executor(tfx_executor.Executor):
-    """Validates like ExampleValidator, writes the anomalies artifact, then fails on anomalies."""
+    """Validates like ExampleValidator, writes the anomalies artifact, then fails on blocking
+    anomalies and records the others (`warnings`, JSON) on the artifact."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         result = super().Do(input_dict, output_dict, exec_properties)
+        actions = Config.from_json(exec_properties[CHECKS_KEY]).checks.anomalies
         anomalies = output_dict["anomalies"][0]
         statistics = input_dict["statistics"][0]
         labels = label_columns(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict["schema"]))))
-        problems = []
+        blocking, warnings = [], []
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             split_uri = artifact_utils.get_split_uri([anomalies], split)
-            problems += describe_anomalies(split, read_anomalies(split_uri))
-            problems += single_class_labels(
+            for line, kinds in describe_anomalies(split, read_anomalies(split_uri)):
+                (blocking if any(actions[k] == "block" for k in kinds) else warnings).append(
+                    line)
+            blocking += single_class_labels(
                 split, stats_artifact_utils.load_statistics(statistics, split).proto(), labels)
-        if problems:
+        if blocking:
             raise DataAnomaliesError(
                 "input data does not match the schema (statistics at %s):\n  %s"
-                % (statistics.uri, "\n  ".join(problems)))
+                % (statistics.uri, "\n  ".join(blocking + [f"(warning) {w}" for w in warnings])))
+        for line in warnings:
+            logging.warning("data check (warning, checks.anomalies): %s", line)
+        anomalies.set_string_custom_property("warnings", json.dumps(warnings))
+        result.output_artifacts["anomalies"].artifacts[0].CopyFrom(anomalies.mlmd_artifact)
         return result
 
 
@@ -50,16 +89,20 @@ def read_anomalies(split_uri):
 
 
 def describe_anomalies(split, anomalies):
-    """One line per anomalous feature: split, feature, short and long description."""
-    lines = []
+    """(line, classes) per anomalous feature: the line names the split, the feature, the short
+    and long description and each reason's class; classes are those of its reasons."""
+    found = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
+        kinds = sorted({anomaly_class(r.type) for r in info.reason}) or ["other"]
         reasons = "; ".join(r.description or r.short_description for r in info.reason)
-        lines.append(f"split '{split}': feature '{feature}': "
-                     f"{info.short_description or 'anomaly'} ({reasons or info.description})")
+        found.append((f"split '{split}': feature '{feature}': "
+                      f"{info.short_description or 'anomaly'} ({reasons or info.description}) "
+                      f"[{', '.join(kinds)}]", kinds))
     if anomalies.HasField("dataset_anomaly_info"):
         info = anomalies.dataset_anomaly_info
-        lines.append(f"split '{split}': dataset: {info.short_description} ({info.description})")
-    return lines
+        found.append((f"split '{split}': dataset: {info.short_description} "
+                       f"({info.description}) [other]", ["other"]))
+    return found
 
 
 def label_columns(schema):
