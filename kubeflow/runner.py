@@ -41,7 +41,7 @@ def build(config):
     pipeline = create_pipeline(pipeline_root=kf.pipeline_root, data_root=kf.data_root,
                                serving_dir=kf.serving_dir, config=config,
                                beam_pipeline_args=kf.beam_pipeline_args,
-                               schema_path=kf.schema_path)
+                               schema_path=kf.schema_path, statistics_dir=kf.statistics_dir)
     ids = {component.id for component in pipeline.components}
     unknown = sorted(set(kf.resources) - ids - {"default"})
     if unknown:

@@ -214,7 +214,7 @@ class EvalGateConfig:
 
 
 ANOMALY_CLASSES = ("new_column", "missing_column", "wrong_type", "out_of_domain",
-                   "missing_values", "other")
+                   "missing_values", "drift", "skew", "other")
 
 
 @dataclasses.dataclass
@@ -229,7 +229,16 @@ class ChecksConfig:
     # every anomaly of no listed class.
     anomalies: Dict[str, str] = dataclasses.field(default_factory=lambda: {
         "new_column": "warn", "missing_column": "block", "wrong_type": "block",
-        "out_of_domain": "warn", "missing_values": "warn", "other": "block"})
+        "out_of_domain": "warn", "missing_values": "warn", "drift": "block", "skew": "warn",
+        "other": "block"})
+    # Drift (spans layout): this span's train split against the newest earlier span's the
+    # validator passed, per feature {name: threshold}: TFDV's L-infinity distance for string
+    # (and categorical int) features, Jensen-Shannon divergence for numeric ones. Empty: off.
+    drift: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # Skew: the train split against logged serving requests (gzip TFRecords of tf.Example, a
+    # directory or glob), per feature {name: threshold}, measured as for drift.
+    skew: Dict[str, float] = dataclasses.field(default_factory=dict)
+    serving_logs: str = ""
 
 
 @dataclasses.dataclass
@@ -239,6 +248,8 @@ class KubeflowConfig:
     pipeline_root: str = "gs://your-bucket/lt4rec/root"
     data_root: str = "gs://your-bucket/lt4rec/data"
     serving_dir: str = "gs://your-bucket/lt4rec/serving"
+    # Each passed span's train statistics, for the next span's drift check (`checks.drift`).
+    statistics_dir: str = "gs://your-bucket/lt4rec/statistics"
     schema_path: str = "/pipeline/schema/schema.pbtxt"   # inside the image (kubeflow/Dockerfile)
     trainer_gpus: int = 1                # GPUs requested by TicketSearch and MTLTrainer only
     # The accelerator name: the Kubernetes resource on open-source KFP ("nvidia.com/gpu"), the
@@ -519,6 +530,12 @@ class Config:
                    f"unknown anomaly class; classes: {list(ANOMALY_CLASSES)}")
             _check(action in ("warn", "block"), f"checks.anomalies.{name}", action,
                    "must be 'warn' or 'block'")
+        for kind in ("drift", "skew"):
+            for name, threshold in getattr(self.checks, kind).items():
+                _check(threshold > 0, f"checks.{kind}.{name}", threshold,
+                       "must be a distance > 0")
+        _check(bool(self.checks.skew) == bool(self.checks.serving_logs), "checks.serving_logs",
+               self.checks.serving_logs, "and checks.skew (the features to compare) go together")
         _check(self.ticket.selection_tolerance >= 0, "ticket.selection_tolerance",
                self.ticket.selection_tolerance, "must be >= 0")
         for name in self.evaluation.slice_features if given("evaluation") else []:

@@ -55,6 +55,7 @@ def _parser():
                             ("pipeline-root", "object store URI for artifacts"),
                             ("data-root", "input TFRecords URI"),
                             ("serving-dir", "push destination URI"),
+                            ("statistics-dir", "URI keeping each span's statistics (drift checks)"),
                             ("endpoint", "Kubeflow Pipelines API host"),
                             ("namespace", "Kubernetes namespace")):
         kf.add_argument(f"--{flag}", help=help_text)
@@ -188,7 +189,8 @@ def _predict(args):
 def _kubeflow(args):
     overrides = {key: getattr(args, attr) for key, attr in (
         ("image", "image"), ("pipeline_root", "pipeline_root"), ("data_root", "data_root"),
-        ("serving_dir", "serving_dir"), ("endpoint", "endpoint"), ("namespace", "namespace"),
+        ("serving_dir", "serving_dir"), ("statistics_dir", "statistics_dir"),
+        ("endpoint", "endpoint"), ("namespace", "namespace"),
         ("trainer_gpus", "gpus")) if getattr(args, attr) is not None}
     config = Config.load(args.config, {"kubeflow": overrides}, spec_path=args.spec)
     if args.action == "compile":

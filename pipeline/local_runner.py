@@ -40,6 +40,7 @@ class RunLayout:
         self.pipeline_root = os.path.join(self.root, "pipeline")
         self.metadata_path = os.path.join(self.root, "metadata.sqlite")
         self.serving_dir = os.path.join(self.root, "serving")
+        self.statistics_dir = os.path.join(self.root, "statistics")
         self.summary_path = os.path.join(self.root, "summary.json")
         self.schema_dir = os.path.join(self.root, "schema")
 
@@ -116,7 +117,8 @@ def run(data_root, root, config=None, enable_cache=True, beam_pipeline_args=None
         metadata_connection_config=layout.connection(), enable_cache=enable_cache,
         beam_pipeline_args=local_beam_args(beam_pipeline_args if beam_pipeline_args is not None
                                            else config.beam_pipeline_args),
-        schema_path=schema_snapshot(layout, schema_path), span=span),
+        schema_path=schema_snapshot(layout, schema_path), span=span,
+        statistics_dir=layout.statistics_dir),
         run_options=tfx_pipeline.RunOptions(to_nodes=[until]) if until else None)
     return mlmd.latest_outputs(layout.connection(), config.pipeline_name)
 

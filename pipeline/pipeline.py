@@ -114,7 +114,8 @@ def split_configs(data_root, config, span=None, schema_path=None):
 
 def check_schema(config, schema_path):
     """Raise ConfigError naming the spec field and the schema file if a column the spec reads is
-    missing from the schema or typed against its kind. A schema not readable here (a path inside
+    missing from the schema or typed against its kind, or a feature `checks.drift` or
+    `checks.skew` compares is missing from it. A schema not readable here (a path inside
     the Kubeflow image) is checked when Transform reads it."""
     if "://" in schema_path or not os.path.isfile(schema_path):
         return
@@ -124,6 +125,12 @@ def check_schema(config, schema_path):
     if problems:
         raise ConfigError(f"invalid configuration: the spec does not match the schema "
                           f"{schema_path}: " + "; ".join(problems))
+    names = {f.name for f in schema.feature}
+    unknown = [f"checks.{kind}.{name}" for kind in ("drift", "skew")
+               for name in sorted(getattr(config.checks, kind)) if name not in names]
+    if unknown:
+        raise ConfigError(f"invalid configuration: {', '.join(unknown)}: no such feature in the "
+                          f"schema {schema_path}")
 
 
 def pushed_source(serving_dir):
@@ -136,9 +143,11 @@ def pushed_source(serving_dir):
     return newest_version(serving_dir) or serving_dir
 
 
-def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None):
+def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None,
+                      statistics_dir=None):
     """All pipeline nodes, in dependency order (`span`: see `split_configs`; the daily settings
-    left at "auto" are decided by the layout: `Config.for_layout`)."""
+    left at "auto" are decided by the layout: `Config.for_layout`). The validator keeps each
+    passed span's train statistics under `statistics_dir` for the next span's drift check."""
     input_config, output_config, options, range_config = split_configs(
         data_root, config, span, schema_path)
     config = config.for_layout(reads_spans(data_root, config))
@@ -151,7 +160,8 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-        checks_json=config.to_json(["checks"]))
+        checks_json=config.to_json(["checks"]), statistics_history=statistics_dir,
+        examples=example_gen.outputs["examples"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
@@ -190,9 +200,10 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
 
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
                     metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None,
-                    schema_path=SCHEMA_PATH, span=None):
+                    schema_path=SCHEMA_PATH, span=None, statistics_dir=None):
     """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs. It reads
-    the newest span of a spans layout, or `span`.
+    the newest span of a spans layout, or `span`. `statistics_dir` keeps each passed span's
+    statistics for the next span's drift check (`checks.drift`; None: no drift check).
 
     Raises ConfigError (naming the field) before anything is built if `config` is invalid.
     """
@@ -203,7 +214,8 @@ def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(data_root, serving_dir, config, schema_path, span),
+        components=create_components(data_root, serving_dir, config, schema_path, span,
+                                     statistics_dir),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None

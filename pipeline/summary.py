@@ -16,7 +16,9 @@ spans), `warm_started_from` (the pushed model MTL started from, or None), `masks
 TicketSearch took a pushed model's masks instead of searching; None without TicketSearch) and
 `masks_reuse` (from where, searched on which span, or why not); for the data checks
 `rows_read` and `dropped_rows` (ExampleGen: {reason: rows} it dropped, `checks`) and
-`data_warnings` (the validator's anomalies of the classes that warn). The `mtl_auc` and `validation_auc.mtl`
+`data_warnings` (the validator's anomalies of the classes that warn), `data_drift` (the
+previous span's number and each `checks.drift` feature's distance and threshold; None when not
+checked) and `data_skew` (the same against `checks.serving_logs`). The `mtl_auc` and `validation_auc.mtl`
 values are the exported model's (a task served from its ticket shows the ticket's).
 """
 import json
@@ -31,7 +33,7 @@ from modules.config import ConfigError
 KEYS = ("transformed_examples", "vocabularies", "ticket_search", "model", "evaluation",
         "outputs", "overlap", "blessed", "pushed_model", "summary_path", "span",
         "warm_started_from", "masks_reused", "masks_reuse", "architecture", "gates",
-        "rows_read", "dropped_rows", "data_warnings")
+        "rows_read", "dropped_rows", "data_warnings", "data_drift", "data_skew")
 
 
 def check_outputs(spec):
@@ -88,8 +90,10 @@ def build(outputs, layout, config):
     result["rows_read"] = _property(examples, "rows_read")
     dropped = _property(examples, "dropped_rows")
     result["dropped_rows"] = json.loads(dropped) if dropped is not None else None
-    warnings = _property(_artifact(outputs, "StrictExampleValidator", "anomalies"), "warnings")
-    result["data_warnings"] = json.loads(warnings) if warnings is not None else None
+    checks = _json(_uri(outputs, "StrictExampleValidator", "anomalies"), "data_checks.json") \
+        or {}
+    for key in ("warnings", "drift", "skew"):
+        result[f"data_{key}"] = checks.get(key)
     result["warm_started_from"] = (training.get("warm_start") or {}).get("from") \
         if training else None
     reuse = (tickets or {}).get("reuse") or {}
@@ -194,6 +198,12 @@ def render(result):
                      f"failing the schema's row checks: " + "; ".join(
                          f"{reason}: {rows}" for reason, rows in sorted(dropped.items())))
     lines += [f"  data warning: {line}" for line in result.get("data_warnings") or []]
+    for kind, where in (("drift", "from span {previous_span}"), ("skew", "from serving")):
+        checked = result.get(f"data_{kind}")
+        if checked:
+            lines.append(f"  data {kind} {where.format(**checked)}: " + ", ".join(
+                f"{name} {_fmt(d['value'])} (threshold {d['threshold']:g})"
+                for name, d in sorted(checked["features"].items())))
     reuse = result.get("masks_reuse")
     if reuse and reuse["reason"] != "ticket.reuse: never":
         lines.append(f"  tickets: reused from {reuse['from']} (searched on span "

@@ -49,8 +49,9 @@ def test_a_new_column_warns_and_two_percent_bad_labels_are_dropped_and_the_run_p
     assert f"WARNING: ExampleGen dropped 8 of 400 records (2.00%): {OUT_OF_DOMAIN}" in console
     lines = console.splitlines()
     assert len(lines) < 60, console
+    # (a step running over a minute also prints its progress on a line of its own)
     steps = [line.split()[0] for line in lines if re.match(r"^\w+ +\d+ s\b", line)]
-    assert steps == ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen",
+    assert list(dict.fromkeys(steps)) == ["ImportExampleGen", "ImportSchemaGen", "StatisticsGen",
                      "StrictExampleValidator", "Transform", "TicketSearch", "MTLTrainer",
                      "BaselineModel", "Evaluator", "AtomicPusher"], console
     assert re.search(r"^MTLTrainer +\d+ s +epoch [\d.]+: validation AUC ctr 0\.\d+, cvr",
@@ -101,3 +102,56 @@ def test_a_whole_label_column_missing_or_mistyped_stops_the_day(tmp_path, capsys
     assert "pipeline run failed in ImportExampleGen: DroppedRowsError" in err
     assert expected in err, err[-3000:]
     assert not os.path.exists(tmp_path / "root" / "serving")
+
+
+def _drift_age(directory):
+    """Every record under `directory` (gzip TFRecords, rewritten in place) gets one FEA_AGE."""
+    examples = helpers.read_examples(directory)
+    for name in os.listdir(directory):
+        os.remove(os.path.join(directory, name))
+    for example in examples:
+        helpers.set_feature(example, "FEA_AGE", "bytes_list", [b"age-never-seen"])
+    helpers.write_examples(os.path.join(directory, "part-00000.tfrecord.gz"), examples)
+
+
+def test_drift_between_spans_blocks_or_warns_per_config_and_skew_warns(tmp_path):
+    from conftest import tiny_pipeline_config
+    from pipeline import local_runner, synthetic_data
+    data = tmp_path / "data"
+    synthetic_data.write_spans(str(data), 2, rows=300, seed=5)
+    _drift_age(str(data / "span-2"))
+    skew = {"skew": {"FEA_AGE": 0.5}, "serving_logs": str(data / "span-2")}
+    outputs = local_runner.run(str(data), str(tmp_path / "root"), tiny_pipeline_config(
+        checks={"drift": {"FEA_AGE": 0.5}, **skew}), until="StrictExampleValidator", span=1)
+    report = json.loads(open(os.path.join(
+        outputs["StrictExampleValidator"]["anomalies"][0].uri, "data_checks.json")).read())
+    assert report["drift"] is None                        # no earlier span
+    assert report["skew"]["features"]["FEA_AGE"]["value"] == pytest.approx(1.0, abs=0.01)
+    assert [w for w in report["warnings"] if w.startswith(
+        "feature 'FEA_AGE': skew between training and serving") and w.endswith("[skew]")]
+
+    with pytest.raises(Exception, match=r"feature 'FEA_AGE': drift from span 1 to span 2: "
+                                        r"L-infinity distance 1\.0000 > checks\.drift\.FEA_AGE"):
+        local_runner.run(str(data), str(tmp_path / "root"), tiny_pipeline_config(
+            checks={"drift": {"FEA_AGE": 0.5}}), until="StrictExampleValidator", span=2)
+    warned = tiny_pipeline_config(checks={"drift": {"FEA_AGE": 0.5, "FEA_UID": 0.99},
+                                          "anomalies": {"drift": "warn"}})
+    outputs = local_runner.run(str(data), str(tmp_path / "root"), warned,
+                               until="StrictExampleValidator", span=2)
+    report = json.loads(open(os.path.join(
+        outputs["StrictExampleValidator"]["anomalies"][0].uri, "data_checks.json")).read())
+    assert report["drift"]["previous_span"] == 1
+    assert report["drift"]["features"]["FEA_UID"]["value"] <= 0.99
+    assert [w for w in report["warnings"] if w.startswith(
+        "feature 'FEA_AGE': drift from span 1 to span 2: L-infinity distance 1.0000")]
+
+
+def test_drift_or_skew_of_a_feature_the_schema_lacks_is_refused_before_the_build():
+    from conftest import tiny_pipeline_config
+    from modules.config import ConfigError
+    from pipeline.pipeline import SCHEMA_PATH, check_schema
+    with pytest.raises(ConfigError, match=r"checks.drift.FEA_AGEE: no such feature in the "
+                                          r"schema .*schema.pbtxt"):
+        check_schema(tiny_pipeline_config(checks={"drift": {"FEA_AGEE": 0.3}}), SCHEMA_PATH)
+    with pytest.raises(ConfigError, match="checks.serving_logs.*go together"):
+        tiny_pipeline_config(checks={"skew": {"FEA_AGE": 0.3}})

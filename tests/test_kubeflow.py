@@ -31,7 +31,7 @@ TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedu
 NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 UPSTREAM = {
     "StatisticsGen": {"ImportExampleGen", "ImportSchemaGen"},
-    "StrictExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
+    "StrictExampleValidator": {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen"},
     "Transform": {"ImportExampleGen", "ImportSchemaGen", "StrictExampleValidator"},
     "TicketSearch": {"ImportExampleGen", "Transform", "ImportSchemaGen"},   # the span
     "MTLTrainer": {"Transform", "ImportSchemaGen", "TicketSearch"},

@@ -39,7 +39,7 @@ def _config(root):
     config["kubeflow"].update({
         "image": "lt4rec-tfx:ci", "pipeline_root": str(root / "pipeline_root"),
         "data_root": str(root / "data"), "serving_dir": str(root / "serving"),
-        "schema_path": SCHEMA_PATH, "trainer_gpus": 0,
+        "statistics_dir": str(root / "statistics"), "schema_path": SCHEMA_PATH, "trainer_gpus": 0,
         "beam_pipeline_args": config["beam_pipeline_args"]})
     config["spec"]["tasks"].append(FINISH)
     return Config.from_dict(config)

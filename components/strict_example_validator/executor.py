@@ -1,7 +1,9 @@
 """Executor: TFX's ExampleValidator, then stop the run on the anomalies configured to block.
 
 Each anomaly reason is sorted into a class of `checks.anomalies` (`anomaly_class`); a feature
-whose reasons include a blocking class stops the run, the others are warnings. Besides the schema
+whose reasons include a blocking class stops the run, the others are warnings. So do drift
+(this span against the previous span the validator passed) and skew (training against logged
+serving requests) over their thresholds (`distribution_checks.py`). Besides the schema
 anomalies, a split where a label holds a single value always blocks: the trainers' and the
 Evaluator's AUC is undefined on it (the schema cannot express this). The labels are the schema's
 features absent in the SERVING environment (LT4REC: `label` and `cvrlabel`; an inferred schema
@@ -18,10 +20,15 @@ from tfx.utils import io_utils
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
+from components.split_example_gen import spans
+from components.strict_example_validator import distribution_checks as distribution
 from modules.config import Config
 
 SERVING = "SERVING"
 CHECKS_KEY = "checks"
+EXAMPLES_KEY = "examples"            # optional: ExampleGen's examples, for their span
+HISTORY_KEY = "statistics_history"   # where each passed span's train statistics are kept
+REPORT_FILE = "data_checks.json"     # in the anomalies artifact: warnings, drift, skew
 # Anomaly reason types (tensorflow_metadata AnomalyInfo.Type) by class; the rest are "other".
 _CLASSES = {
     "new_column": ("SCHEMA_NEW_COLUMN",),
@@ -53,32 +60,62 @@ def anomaly_class(reason_type):
 
 
 class Executor(tfx_executor.Executor):
-    """Validates like ExampleValidator, writes the anomalies artifact, then fails on blocking
-    anomalies and records the others (`warnings`, JSON) on the artifact."""
+    """Validates like ExampleValidator, writes the anomalies artifact, checks drift and skew,
+    then fails on blocking anomalies; else records the others (`warnings`, JSON) on the artifact,
+    writes `data_checks.json` beside them and keeps this span's train statistics for the next
+    span's drift check."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         result = super().Do(input_dict, output_dict, exec_properties)
-        actions = Config.from_json(exec_properties[CHECKS_KEY]).checks.anomalies
+        checks = Config.from_json(exec_properties[CHECKS_KEY]).checks
+        history = exec_properties.get(HISTORY_KEY)
         anomalies = output_dict["anomalies"][0]
         statistics = input_dict["statistics"][0]
-        labels = label_columns(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
-            artifact_utils.get_single_uri(input_dict["schema"]))))
-        blocking, warnings = [], []
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+            artifact_utils.get_single_uri(input_dict["schema"])))
+        labels = label_columns(schema)
+        found = []
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             split_uri = artifact_utils.get_split_uri([anomalies], split)
-            for line, kinds in describe_anomalies(split, read_anomalies(split_uri)):
-                (blocking if any(actions[k] == "block" for k in kinds) else warnings).append(
-                    line)
-            blocking += single_class_labels(
-                split, stats_artifact_utils.load_statistics(statistics, split).proto(), labels)
+            found += describe_anomalies(split, read_anomalies(split_uri))
+            found += [(line, ["block"]) for line in single_class_labels(
+                split, stats_artifact_utils.load_statistics(statistics, split).proto(), labels)]
+        train = stats_artifact_utils.load_statistics(statistics, "train").proto()
+        examples = input_dict.get(EXAMPLES_KEY)
+        span = (spans.span_of(examples[0]) if examples else None) or 0
+        report = {"span": span or None, "drift": None, "skew": None}
+        previous = distribution.previous_span(history, span) if span and history else None
+        if checks.drift and previous:
+            distances = distribution.distances(
+                train, distribution.read_statistics(previous[1]), schema, checks.drift, "drift")
+            report["drift"] = {"previous_span": previous[0], "features": distances}
+            found += [(line, ["drift"]) for line in distribution.over_threshold(
+                distances, "drift", f"from span {previous[0]} to span {span}")]
+        elif checks.drift:
+            logging.info("drift not checked: no span before %s was kept under %s", span, history)
+        if checks.skew:
+            distances = distribution.distances(
+                train, distribution.serving_statistics(checks.serving_logs),
+                schema, checks.skew, "skew")
+            report["skew"] = {"serving_logs": checks.serving_logs, "features": distances}
+            found += [(line, ["skew"]) for line in distribution.over_threshold(
+                distances, "skew", f"between training and serving ({checks.serving_logs})")]
+        actions = {**checks.anomalies, "block": "block"}
+        blocking = [line for line, kinds in found if any(actions[k] == "block" for k in kinds)]
+        warnings = [line for line, kinds in found if line not in blocking]
         if blocking:
             raise DataAnomaliesError(
-                "input data does not match the schema (statistics at %s):\n  %s"
+                "input data does not pass the data checks (statistics at %s):\n  %s"
                 % (statistics.uri, "\n  ".join(blocking + [f"(warning) {w}" for w in warnings])))
         for line in warnings:
             logging.warning("data check (warning, checks.anomalies): %s", line)
+        report["warnings"] = warnings
+        io_utils.write_string_file(os.path.join(anomalies.uri, REPORT_FILE),
+                                   json.dumps(report, indent=2, sort_keys=True))
         anomalies.set_string_custom_property("warnings", json.dumps(warnings))
         result.output_artifacts["anomalies"].artifacts[0].CopyFrom(anomalies.mlmd_artifact)
+        if span and history:
+            distribution.keep(history, span, train)
         return result
 
 
