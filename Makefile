@@ -1,6 +1,7 @@
 # lt4rec-tfx: one command to set up and run, one command to test.
 #   make run    build .venv (Python 3.10 + requirements/lock.txt) if needed, run the pipeline on
-#               default synthetic data under runs/default
+#               default synthetic data under runs/default (ROOT=dir elsewhere; RUN_ARGS="--data
+#               dir --config file ..." passes `lt4rec run` options)
 #   make test   build .venv if needed, run the test suite (what CI runs)
 #   make test-fast  every test that runs no whole pipeline and takes seconds (not marked e2e,
 #               long or slow)
@@ -9,6 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ROOT ?= runs/default
+RUN_ARGS ?=
 # Python 3.10: pyenv's 3.10.13 on these machines, else any python3.10 on PATH.
 PYTHON310 ?= $(shell (command -v pyenv >/dev/null && pyenv prefix 3.10.13 2>/dev/null | sed 's|$$|/bin/python|') || command -v python3.10)
 PYTEST_ARGS ?=
@@ -28,7 +30,7 @@ $(STAMP): requirements/lock.txt setup.py
 	touch $(STAMP)
 
 run: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/lt4rec run --root $(ROOT)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/lt4rec run --root $(ROOT) $(RUN_ARGS)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

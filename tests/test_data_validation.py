@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -27,14 +26,15 @@ def _new_column_and_bad_cvrlabel(every):
 
 
 def test_a_new_column_warns_and_two_percent_bad_labels_are_dropped_and_the_run_pushes(tmp_path):
-    """Run as a user does (`lt4rec run` in its own process, output not a TTY), which also checks
-    the quiet console: under 60 lines, one per step, warnings in full, library logs in the file."""
+    """Run as a user does (`make run`, output not a TTY; `-o` keeps make from rebuilding the
+    installed .venv), which also checks the quiet console: under 60 lines, one per step,
+    warnings in full, library logs in the file."""
     data = helpers.edited_dataset(tmp_path, _new_column_and_bad_cvrlabel(50), rows=400)
     root = tmp_path / "root"
     run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--root", str(root),
-         "--config", helpers.config_file(tmp_path)], cwd=helpers.REPO, capture_output=True,
-        text=True, check=False)
+        ["make", "-o", ".venv/.installed", "run", f"ROOT={root}",
+         f"RUN_ARGS=--data {data} --config {helpers.config_file(tmp_path)}"],
+        cwd=helpers.REPO, capture_output=True, text=True, check=False)
     console = run.stdout + run.stderr
     assert run.returncode == 0, console[-3000:]
     summary = json.loads((root / "summary.json").read_text())
