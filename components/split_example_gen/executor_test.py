@@ -155,15 +155,19 @@ def test_given_mode_carves_validation_out_of_train_by_key(tmp_path):
     assert not keys["train"] & keys["validation"]
 
 
-def test_hash_mode_writes_every_record_to_its_hash_split(tmp_path):
-    records = many(300, seed=3)
+def _hash_mode_run(tmp_path, records, options):
+    """`_run` in hash mode (the default buckets) on `records` written to `tmp_path/data`."""
     _write(str(tmp_path / "data" / "part.gz"), records)
-    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
+    return _run(tmp_path, example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name="single", pattern="*")]),
         example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])),
-        executor.split_options(""))
+            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])), options)
+
+
+def test_hash_mode_writes_every_record_to_its_hash_split(tmp_path):
+    records = many(300, seed=3)
+    splits = _hash_mode_run(tmp_path, records, executor.split_options(""))
     assert list(splits) == ["train", "validation", "eval"]
     assert _serialized(sum(splits.values(), [])) == _serialized(records)
     for index, split in enumerate(splits.values()):
@@ -330,17 +334,11 @@ feature { name: "label" type: INT presence { min_fraction: 1.0 } int_domain { mi
 
 
 def _hashed_run(tmp_path, records, max_dropped_fraction):
-    """A hash-mode run with row checks of SCHEMA; (splits, the output Examples' properties)."""
+    """A hash-mode run with row checks of SCHEMA; (splits, its row-check counts)."""
     schema = tmp_path / "schema.pbtxt"
     schema.write_text(SCHEMA)
-    _write(str(tmp_path / "data" / "part.gz"), records)
-    splits = _run(tmp_path, example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name="single", pattern="*")]),
-        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in (("train", 18), ("validation", 2), ("eval", 5))])),
-        executor.split_options("", row_checks={
-            "schema": str(schema), "max_dropped_fraction": max_dropped_fraction}))
+    splits = _hash_mode_run(tmp_path, records, executor.split_options("", row_checks={
+        "schema": str(schema), "max_dropped_fraction": max_dropped_fraction}))
     return splits, json.loads((tmp_path / "out" / executor.ROW_CHECKS_DIR / "all.json")
                               .read_text())
 
