@@ -1,6 +1,7 @@
 """Run a compiled pipeline on this machine the way the open-source Kubeflow Pipelines 2.x backend
 runs it: the same checks at run creation, the same ExecutorInput per task, the same cache key, and
-each task's container command run as a subprocess with this project's environment.
+each task's container command run as a subprocess with this project's environment (plus the
+  container's `env`).
 
 What is emulated, and where the backend does it (github.com/kubeflow/pipelines, backend/src/v2 and
 backend/src/apiserver, tags 2.0.0 to 2.17.0):
@@ -203,7 +204,8 @@ class Backend:
             raise BackendRefusal(f"task {name!r}: placeholders not emulated: {unresolved}")
         start = time.monotonic()
         with open(os.path.join(work, "stderr.log"), "w", encoding="utf-8") as stderr:
-            code = subprocess.run(argv, cwd=work, env=self._task_env(), stdout=subprocess.DEVNULL,
+            code = subprocess.run(argv, cwd=work, env=dict(self._task_env(), **{
+                e["name"]: e["value"] for e in container.get("env", [])}), stdout=subprocess.DEVNULL,
                                   stderr=stderr, timeout=self.timeout).returncode
         if code != 0:
             with open(os.path.join(work, "stderr.log"), encoding="utf-8") as f:

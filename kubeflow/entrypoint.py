@@ -20,12 +20,16 @@ Pipelines sends the latter, so there every repair is a no-op):
    zero-byte `<dir>/` objects when it creates a directory; the launcher downloads them as empty
    files, and the next task fails on "not a directory" (kubeflow/pipelines issue 13476, TFX
    1.15-1.17 on KFP 2.16). After the executor ran, the markers under each output URI are deleted.
+Besides, TensorFlow's thread pools follow the pod's cores (`LT4REC_POD_CPUS`, which the
+compiled spec sets from the CPU request, or the cgroup's CPU quota when lower), not the node's.
+
 4. ExampleGen's driver. TFX compiles the FileBasedExampleGen driver (span, version and input
    fingerprint) as a `lifecycle.preCacheCheck` hook, which only Vertex runs; the open-source
    backend ignores it. For an ExampleGen executor the driver runs here first, so the examples
    carry the same span, version and fingerprint on both backends.
 """
 import json
+import os
 import sys
 
 import yaml
@@ -37,6 +41,29 @@ COMMAND = ["python", "-m", "kubeflow.entrypoint"]
 _INPUT_FLAG = "--json_serialized_invocation_args"
 _SPEC_FLAG = "--json_serialized_inputs_spec_args"
 _CLASS_FLAG = "--executor_class_path"
+POD_CPUS_ENV = "LT4REC_POD_CPUS"        # the cores the pod is sized for (kubeflow/runner.py)
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def pod_cores(environ, cpu_max_path=CGROUP_CPU_MAX):
+    """The cores this pod may use: `LT4REC_POD_CPUS`, or the cgroup v2 CPU quota (rounded up)
+    when that is lower or the variable is unset; None when neither says."""
+    cores = [int(environ[POD_CPUS_ENV])] if environ.get(POD_CPUS_ENV, "").isdigit() else []
+    try:
+        with open(cpu_max_path, encoding="utf-8") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores.append(max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return min(cores) if cores else None
+
+
+def size_thread_pools(cores):
+    """Size TensorFlow's intra- and inter-op thread pools to `cores` (before any op runs)."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(cores)
+    tf.config.threading.set_inter_op_parallelism_threads(cores)
 
 
 def flag_value(argv, flag):
@@ -154,6 +181,11 @@ def _run_example_gen_driver(argv, executor_input):
 def main(argv):
     """Repair the ExecutorInput in `argv`, run TFX's entrypoint, clean the outputs' markers."""
     logging.set_verbosity(logging.INFO)
+    cores = pod_cores(os.environ)
+    if cores:
+        size_thread_pools(cores)
+        logging.info("lt4rec entrypoint: TensorFlow thread pools sized to the pod's %d cores",
+                     cores)
     argv = list(argv)
     raw_spec = flag_value(argv, _SPEC_FLAG)
     executor_input, changes = repair_executor_input(

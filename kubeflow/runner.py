@@ -14,11 +14,13 @@ KFP-v1 runner; `--engine=vertex` compiles the same KFP v2 spec offline):
 or with `lt4rec kubeflow compile`; submit with `lt4rec kubeflow submit`.
 """
 import json
+import math
 import os
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.io import fileio
 
 from kubeflow import entrypoint
@@ -42,6 +44,10 @@ def build(config):
                                serving_dir=kf.serving_dir, config=config,
                                beam_pipeline_args=kf.beam_pipeline_args,
                                schema_path=kf.schema_path, statistics_dir=kf.statistics_dir)
+    # A positive --direct_num_workers in kubeflow.beam_pipeline_args is the user's choice;
+    # 0 (a worker per core of the node) becomes each Beam step's CPU request.
+    chosen_workers = [arg for arg in kf.beam_pipeline_args
+                      if arg.startswith("--direct_num_workers=") and arg.split("=", 1)[1] != "0"]
     ids = {component.id for component in pipeline.components}
     unknown = sorted(set(kf.resources) - ids - {"default"})
     if unknown:
@@ -49,7 +55,20 @@ def build(config):
                           f"{unknown}; components: {sorted(ids)} (or 'default')")
     for component in pipeline.components:
         component.with_platform_config(resource_spec(kf, component.id))
+        cpus = pod_cpus(component.platform_config)
+        if cpus and isinstance(component, base_beam_component.BaseBeamComponent) and \
+                not chosen_workers:
+            # after the pipeline's own arguments, so it overrides their worker count
+            component.with_beam_pipeline_args([f"--direct_num_workers={cpus}"])
     return pipeline
+
+
+def pod_cpus(resources):
+    """The cores a pod with this ResourceSpec is sized for: its CPU request (else its limit),
+    rounded up; None when it sets neither. Beam's DirectRunner and TensorFlow would otherwise
+    start a worker or thread per core of the node (32-96), not of the pod."""
+    cores = resources.cpu_request or resources.cpu_limit if resources else 0
+    return max(1, math.ceil(cores)) if cores else None
 
 
 def resource_spec(kf, component_id):
@@ -85,6 +104,9 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
             if container is not None and component.platform_config and \
                     "resources" not in container:
                 container["resources"] = json_format.MessageToDict(component.platform_config)
+            cpus = pod_cpus(component.platform_config)
+            if container is not None and cpus:
+                container["env"] = [{"name": entrypoint.POD_CPUS_ENV, "value": str(cpus)}]
         if write_out:
             fileio.makedirs(self._output_dir)
             with fileio.open(os.path.join(self._output_dir, self._output_filename), "w") as f:

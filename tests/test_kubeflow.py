@@ -134,6 +134,47 @@ def test_every_container_requests_the_configured_cpu_and_memory(compiled):
     assert executors["ImportExampleGen_executor"]["container"]["resources"]["memoryLimit"] == 8.0
 
 
+BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
+
+
+def test_beam_workers_and_thread_pools_follow_the_pods_cpu_request(compiled):
+    """Each Beam step's last worker-count flag is its pod's CPU request (not the configured 0:
+    one per core of the node); every container tells the entrypoint its cores (TensorFlow's
+    thread pools)."""
+    resources = tiny_pipeline_config().kubeflow.resources
+    executors = compiled["pipelineSpec"]["deploymentSpec"]["executors"]
+    for name in COMPONENTS:
+        container = executors[f"{name}_executor"]["container"]
+        cores = str(int(resources.get(name, resources["default"])["cpu_request"]))
+        assert container["env"] == [{"name": entrypoint.POD_CPUS_ENV, "value": cores}], name
+        workers = [arg for arg in container["args"] if arg.startswith("--direct_num_workers=")]
+        if name in BEAM_COMPONENTS:
+            assert workers[-1] == f"--direct_num_workers={cores}", name
+
+
+def test_a_worker_count_the_user_chose_is_kept():
+    from kubeflow import runner
+    chosen = ["--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+    for args, expected in ((chosen, chosen), (["--direct_num_workers=0"],
+                                              ["--direct_num_workers=0", "--direct_num_workers=8"])):
+        pipeline = runner.build(tiny_pipeline_config(kubeflow={"beam_pipeline_args": args}))
+        transform = next(c for c in pipeline.components if c.id == "Transform")
+        assert transform.executor_spec.beam_pipeline_args == expected
+
+
+@pytest.mark.parametrize("env, cpu_max, expected", [
+    ({entrypoint.POD_CPUS_ENV: "8"}, "max 100000", 8),
+    ({entrypoint.POD_CPUS_ENV: "8"}, "250000 100000", 3),     # a lower quota: 2.5 cores
+    ({}, "400000 100000", 4),
+    ({}, None, None),
+])
+def test_the_entrypoint_sizes_to_the_pod_not_the_node(tmp_path, env, cpu_max, expected):
+    path = tmp_path / "cpu.max"
+    if cpu_max:
+        path.write_text(cpu_max + "\n")
+    assert entrypoint.pod_cores(env, str(path)) == expected
+
+
 def test_resources_for_unknown_components_or_above_their_limit_are_refused():
     from kubeflow import runner
     from modules.config import ConfigError
