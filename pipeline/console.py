@@ -44,7 +44,6 @@ class StepLines(logging.Handler):
         super().__init__(logging.INFO)
         self.stream, self.tty, self.clock = stream, tty, clock
         self.node, self.started, self.cached, self.latest, self.shown = None, 0.0, False, "", 0.0
-        self.lines = 0
 
     def emit(self, record):
         message = record.getMessage()
@@ -79,7 +78,6 @@ class StepLines(logging.Handler):
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
         elif final:
             self.stream.write(text + "\n")
-        self.lines += bool(final)
         self.stream.flush()
 
     def end_line(self):

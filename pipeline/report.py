@@ -93,6 +93,14 @@ def collect(root, pipeline_name=None):
     run["blessed"] = (bool(blessing[0].custom_properties["blessed"].int_value)
                       if blessing and "blessed" in blessing[0].custom_properties else None)
     run["tfma"] = tfma_slices(run["evaluation_uri"]) if run["evaluation_uri"] else None
+    examples = outputs.get("ImportExampleGen", {}).get("examples", [])
+    found = examples[0].custom_properties if examples else {}
+    anomalies = _uri(outputs, "StrictExampleValidator", "anomalies")
+    run["data"] = {
+        "rows_read": found["rows_read"].int_value if "rows_read" in found else None,
+        "dropped_rows": json.loads(found["dropped_rows"].string_value)
+        if "dropped_rows" in found else None,
+        "checks": _read_json(anomalies and os.path.join(anomalies, "data_checks.json")) or {}}
     run["outputs"] = (run["training_report"] or {}).get("outputs") or {
         "tasks": sorted(run["masks"]), "products": {}, "reference_scores": {}}
     return run
@@ -448,6 +456,27 @@ def _summary_section(run):
     return "\n".join(parts)
 
 
+def _data_section(data):
+    """Rows ExampleGen read and dropped per reason, the validator's warnings, drift and skew."""
+    dropped = data["dropped_rows"] or {}
+    checks = data["checks"]
+    parts = ["<h2>Data checks</h2>",
+             f"<p>Rows read: {_f(data['rows_read'])}; dropped for failing the schema's row "
+             f"checks: {_f(sum(dropped.values()))}.</p>"]
+    if dropped:
+        parts.append(_table(["reason (first failing check)", "rows dropped"],
+                            [[_f(reason), _f(rows)] for reason, rows in sorted(dropped.items())]))
+    if checks.get("warnings"):
+        parts.append("<p>Warnings (<code>checks.anomalies</code>):</p><ul>" + "".join(
+            f"<li>{_f(line)}</li>" for line in checks["warnings"]) + "</ul>")
+    rows = [[kind, _f(name), _f(d["measure"]), _f(d["value"]), _f(d["threshold"])]
+            for kind in ("drift", "skew")
+            for name, d in sorted(((checks.get(kind) or {}).get("features") or {}).items())]
+    if rows:
+        parts.append(_table(["check", "feature", "measure", "distance", "threshold"], rows))
+    return "\n".join(parts)
+
+
 def _transfer_section(training):
     """Per task: masked MTL against its own ticket (the negative-transfer guard), what serves it,
     and which weights early stopping kept."""
@@ -611,7 +640,7 @@ def render(root, out_dir=None, quality=None, pipeline_name=None):
             f"<p>Run <code>{html.escape(run['root'])}</code> (pipeline "
             f"<code>{html.escape(run['pipeline_name'])}</code>), rendered "
             f"{datetime.datetime.now().isoformat(timespec='seconds')}.</p>",
-            _summary_section(run), _pruning_section(run, out_dir), _mask_section(run, out_dir),
+            _summary_section(run), _data_section(run["data"]), _pruning_section(run, out_dir), _mask_section(run, out_dir),
             _quality_section(quality_data, quality_path, out_dir),
             _tfma_section(run["tfma"], run["outputs"], out_dir)]
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>LT4REC run report"

@@ -69,6 +69,12 @@ def test_report_shows_the_run_numbers(run, rendered):
     assert result["pushed_model"] in page
 
 
+def test_report_shows_the_data_checks(rendered):
+    assert "<h2>Data checks</h2>" in rendered["page"]
+    assert "<p>Rows read: 800; dropped for failing the schema's row checks: 0.</p>" \
+        in rendered["page"]
+
+
 def test_report_shows_the_negative_transfer_guard_per_task(run, rendered):
     page = rendered["page"]
     section = page[page.index("Negative transfer"):]

@@ -9,6 +9,8 @@ so local and Kubeflow runs find them without querying the metadata store.
 import os
 import re
 
+from absl import logging
+
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -19,6 +21,28 @@ _SPAN_DIR = re.compile(r"^span-([0-9]+)/?$")
 _MEASURES = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity distance",
              anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE:
                  "Jensen-Shannon divergence"}
+
+
+def check(checks, train, schema, span, history):
+    """The drift and skew checks of the `checks` config section on the `train` statistics of
+    span `span` (0: none); ({"drift": ..., "skew": ...} for the report, [(line over threshold,
+    [its class])]). Drift compares with the newest span before `span` kept under `history`."""
+    report, found = {"drift": None, "skew": None}, []
+    previous = previous_span(history, span) if span and history else None
+    if checks.drift and previous:
+        measured = distances(train, read_statistics(previous[1]), schema, checks.drift, "drift")
+        report["drift"] = {"previous_span": previous[0], "features": measured}
+        found += [(line, ["drift"]) for line in over_threshold(
+            measured, "drift", f"from span {previous[0]} to span {span}")]
+    elif checks.drift:
+        logging.info("drift not checked: no span before %s was kept under %s", span, history)
+    if checks.skew:
+        measured = distances(train, serving_statistics(checks.serving_logs), schema, checks.skew,
+                             "skew")
+        report["skew"] = {"serving_logs": checks.serving_logs, "features": measured}
+        found += [(line, ["skew"]) for line in over_threshold(
+            measured, "skew", f"between training and serving ({checks.serving_logs})")]
+    return report, found
 
 
 def with_comparators(schema, thresholds, kind):

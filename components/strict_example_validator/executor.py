@@ -83,23 +83,8 @@ class Executor(tfx_executor.Executor):
         train = stats_artifact_utils.load_statistics(statistics, "train").proto()
         examples = input_dict.get(EXAMPLES_KEY)
         span = (spans.span_of(examples[0]) if examples else None) or 0
-        report = {"span": span or None, "drift": None, "skew": None}
-        previous = distribution.previous_span(history, span) if span and history else None
-        if checks.drift and previous:
-            distances = distribution.distances(
-                train, distribution.read_statistics(previous[1]), schema, checks.drift, "drift")
-            report["drift"] = {"previous_span": previous[0], "features": distances}
-            found += [(line, ["drift"]) for line in distribution.over_threshold(
-                distances, "drift", f"from span {previous[0]} to span {span}")]
-        elif checks.drift:
-            logging.info("drift not checked: no span before %s was kept under %s", span, history)
-        if checks.skew:
-            distances = distribution.distances(
-                train, distribution.serving_statistics(checks.serving_logs),
-                schema, checks.skew, "skew")
-            report["skew"] = {"serving_logs": checks.serving_logs, "features": distances}
-            found += [(line, ["skew"]) for line in distribution.over_threshold(
-                distances, "skew", f"between training and serving ({checks.serving_logs})")]
+        report, lines = distribution.check(checks, train, schema, span, history)
+        found += lines
         actions = {**checks.anomalies, "block": "block"}
         blocking = [line for line, kinds in found if any(actions[k] == "block" for k in kinds)]
         warnings = [line for line, kinds in found if line not in blocking]
@@ -109,7 +94,7 @@ class Executor(tfx_executor.Executor):
                 % (statistics.uri, "\n  ".join(blocking + [f"(warning) {w}" for w in warnings])))
         for line in warnings:
             logging.warning("data check (warning, checks.anomalies): %s", line)
-        report["warnings"] = warnings
+        report.update(span=span or None, warnings=warnings)
         io_utils.write_string_file(os.path.join(anomalies.uri, REPORT_FILE),
                                    json.dumps(report, indent=2, sort_keys=True))
         anomalies.set_string_custom_property("warnings", json.dumps(warnings))
