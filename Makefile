@@ -5,6 +5,8 @@
 #   make test   build .venv if needed, run the test suite (what CI runs)
 #   make test-fast  every test that runs no whole pipeline and takes seconds (not marked e2e,
 #               long or slow)
+#   make image  build the Kubeflow image (kubeflow/Dockerfile) tagged $(IMAGE):<commit>
+#               (<commit>-dirty with uncommitted changes); needs a docker daemon
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,10 +16,12 @@ RUN_ARGS ?=
 # Python 3.10: pyenv's 3.10.13 on these machines, else any python3.10 on PATH.
 PYTHON310 ?= $(shell (command -v pyenv >/dev/null && pyenv prefix 3.10.13 2>/dev/null | sed 's|$$|/bin/python|') || command -v python3.10)
 PYTEST_ARGS ?=
+IMAGE ?= lt4rec-tfx
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD)$(shell git status --porcelain | grep -q . && echo -dirty)
 # Two pytest-xdist workers (the machines have 2 cores; most e2e time is single-threaded Python).
 TEST_WORKERS ?= 2
 
-.PHONY: setup run test test-fast test-slow lock clean
+.PHONY: setup run test test-fast test-slow lock clean image
 
 setup: $(STAMP)
 
@@ -45,6 +49,10 @@ test-slow: $(STAMP)
 lock:
 	uv pip compile --python $(PYTHON310) --python-platform x86_64-manylinux_2_28 \
 		requirements/requirements.in -o requirements/lock.txt
+
+image:
+	docker build -f kubeflow/Dockerfile -t $(IMAGE):$(IMAGE_TAG) .
+	@echo "built $(IMAGE):$(IMAGE_TAG): push it and set kubeflow.image to it"
 
 clean:
 	rm -rf $(VENV) runs
