@@ -11,12 +11,18 @@ EXTRA_DIR = "assets.extra"
 
 def newest_version(base_directory):
     """Path of the highest numeric version under `base_directory` (a serving directory, as
-    the pusher writes it), or None if there is none."""
+    the pusher writes it) that holds a SavedModel, or None if there is none. A version
+    directory without `saved_model.pb` (a push still copying, or cut off) is passed over, as TF
+    Serving cannot load it either."""
     if not tf.io.gfile.isdir(base_directory):
         return None
-    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_directory)
-                if name.rstrip("/").isdigit()]
-    return os.path.join(base_directory, str(max(versions))) if versions else None
+    versions = sorted((int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_directory)
+                       if name.rstrip("/").isdigit()), reverse=True)
+    for version in versions:
+        path = os.path.join(base_directory, str(version))
+        if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+            return path
+    return None
 
 
 def model_at(source):

@@ -16,7 +16,8 @@ from modules.serving_dir import newest_version
 
 
 def latest_version(model_dir):
-    """`model_dir` itself if it holds a SavedModel, else its highest numeric version directory."""
+    """`model_dir` itself if it holds a SavedModel, else its highest numeric version directory
+    holding one (`newest_version`)."""
     if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
     newest = newest_version(model_dir)

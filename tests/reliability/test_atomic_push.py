@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from components.atomic_pusher import executor
+from modules import serving_dir
 from pipeline import serving
 from reliability import helpers
 
@@ -99,3 +100,17 @@ def test_push_never_overwrites_an_existing_version(tmp_path, serving_dir_with_ve
     assert version == "2"
     np.testing.assert_allclose(
         serving.ServingSession(os.path.join(base, "1")).score([b""])["ctr"], [0.1])
+
+
+def test_a_version_without_its_saved_model_pb_is_never_the_newest(tmp_path,
+                                                                  serving_dir_with_version_1):
+    """A version directory a push is still copying into, or was cut off in (object stores have
+    no directory rename: files arrive one by one), is passed over by everything that reads the
+    newest push: the no-regression baseline, warm start, ticket reuse and `lt4rec predict`."""
+    base = serving_dir_with_version_1
+    partial = os.path.join(base, "7")
+    os.makedirs(os.path.join(partial, "variables"))
+    with open(os.path.join(partial, "variables", "variables.index"), "wb") as f:
+        f.write(b"half")
+    assert serving_dir.newest_version(base) == os.path.join(base, "1")
+    assert serving.ServingSession(base).path == os.path.join(base, "1")
