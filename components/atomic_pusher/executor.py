@@ -1,13 +1,19 @@
 """Pusher executor whose filesystem push is atomic: copy aside, then rename into place.
 
-TF Serving watches `<base_directory>/<version>/` and loads any numeric version directory it sees.
-TFX's Pusher copies straight into that directory, so a crash mid-copy leaves a half-written
-version. Here the copy goes to `<base_directory>/.incomplete-<version>/` (not numeric, so ignored by
-TF Serving) and is renamed to `<version>` only when complete. Stale `.incomplete-*` directories from
-crashed pushes are removed before a new push.
+TF Serving watches `<base_directory>/<version>/` and loads any numeric version directory it sees
+(tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc aspires every
+numeric child; nothing checks for saved_model.pb). TFX's Pusher copies straight into that
+directory, so a crash mid-copy leaves a half-written version. Here the copy goes to this push's
+own `<base_directory>/.incomplete-<start time>-<random>/` (not numeric, so ignored by TF Serving)
+and is renamed to `<version>` only when complete; if another push took that number meanwhile,
+the next one. A failed push removes its staging; staging directories of crashed pushes are
+removed by a later push once a day old, so a concurrent push's is never touched.
 """
 import os
 import time
+import uuid
+
+import tensorflow as tf
 
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.dsl.io import fileio
@@ -15,7 +21,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, proto_utils
 
-INCOMPLETE_PREFIX = ".incomplete-"
+INCOMPLETE_PREFIX = ".incomplete-"   # + <start unix seconds>-<random>: one push's staging
+STALE_STAGING_SECONDS = 24 * 3600
 
 
 class Executor(tfx_pusher.Executor):
@@ -38,17 +45,48 @@ class Executor(tfx_pusher.Executor):
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 
 
-def push_atomically(model_path, base_directory, version=None):
-    """Copy `model_path` to `base_directory/<version>` via a temporary directory and a rename."""
+def push_atomically(model_path, base_directory, version=None, now=None):
+    """Copy `model_path` to `base_directory/<version>` via this push's own staging directory and
+    a rename; returns (version, path). Staging directories of other pushes are left alone
+    unless older than `STALE_STAGING_SECONDS` (crashed pushes); this push's own is removed if
+    it fails."""
     fileio.makedirs(base_directory)
+    now = time.time() if now is None else now
+    sweep_stale_staging(base_directory, now)
+    staging = os.path.join(base_directory,
+                           f"{INCOMPLETE_PREFIX}{int(now)}-{uuid.uuid4().hex[:12]}")
+    try:
+        io_utils.copy_dir(model_path, staging)
+        version = int(version or now)
+        while True:                      # never overwrite or skip: a new push is a new version
+            final = os.path.join(base_directory, str(version))
+            if not fileio.exists(final):
+                try:
+                    fileio.rename(staging, final)
+                    return str(version), final
+                except (OSError, tf.errors.OpError):
+                    if not fileio.exists(final):     # not a concurrent push taking the number
+                        raise
+            version += 1
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
+
+
+def staging_started(name):
+    """The start time (unix seconds) in a staging directory's name; None for other names."""
+    stem = name.rstrip("/")
+    if not stem.startswith(INCOMPLETE_PREFIX):
+        return None
+    started = stem[len(INCOMPLETE_PREFIX):].split("-", 1)[0]
+    return int(started) if started.isdigit() else 0
+
+
+def sweep_stale_staging(base_directory, now):
+    """Remove staging directories started more than `STALE_STAGING_SECONDS` before `now` (left
+    by crashed pushes; no push takes that long), never a running push's."""
     for name in fileio.listdir(base_directory):
-        if name.rstrip("/").startswith(INCOMPLETE_PREFIX):
+        started = staging_started(name)
+        if started is not None and now - started > STALE_STAGING_SECONDS:
             fileio.rmtree(os.path.join(base_directory, name))
-    version = int(version or time.time())
-    while fileio.exists(os.path.join(base_directory, str(version))):
-        version += 1                     # never overwrite or skip: a new push is a new version
-    tmp = os.path.join(base_directory, f"{INCOMPLETE_PREFIX}{version}")
-    io_utils.copy_dir(model_path, tmp)
-    final = os.path.join(base_directory, str(version))
-    fileio.rename(tmp, final)
-    return str(version), final

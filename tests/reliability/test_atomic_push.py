@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -64,20 +65,26 @@ def test_push_killed_mid_copy_leaves_no_loadable_partial_version(tmp_path,
     model = _saved_model(tmp_path / "v2", 2.0)
     killed = subprocess.run([sys.executable, "-c", _KILLED_PUSH, model, base], cwd=helpers.REPO)
     assert killed.returncode == -9
-    assert sorted(os.listdir(base)) == [".incomplete-2", "1"]
+    (staging,) = [name for name in os.listdir(base) if name != "1"]
+    assert staging.startswith(executor.INCOMPLETE_PREFIX)
     # TF Serving (and ServingSession) only see numeric version directories: version 1 serves.
     assert serving.latest_version(base) == os.path.join(base, "1")
     scores = serving.ServingSession(base).score([b""])
     np.testing.assert_allclose(scores["ctr"], [0.1])
 
 
-def test_next_push_removes_the_partial_copy_and_publishes_a_complete_version(
+def test_next_push_removes_stale_staging_only_and_publishes_a_complete_version(
         tmp_path, serving_dir_with_version_1):
+    """A crashed push's staging (two days old) is removed; a running push's (fresh) is not."""
     base = serving_dir_with_version_1
     model = _saved_model(tmp_path / "v2", 2.0)
-    os.makedirs(os.path.join(base, ".incomplete-2"))     # left by a crashed push
-    version, path = executor.push_atomically(model, base, version=2)
-    assert (version, sorted(os.listdir(base))) == ("2", ["1", "2"])
+    now = time.time()
+    crashed = f"{executor.INCOMPLETE_PREFIX}{int(now) - 2 * 24 * 3600}-dead"
+    running = f"{executor.INCOMPLETE_PREFIX}{int(now) - 60}-live"
+    for name in (crashed, running):
+        os.makedirs(os.path.join(base, name, "variables"))
+    version, path = executor.push_atomically(model, base, version=2, now=now)
+    assert (version, sorted(os.listdir(base))) == ("2", [running, "1", "2"])
     assert _files(path) == _files(model)
     np.testing.assert_allclose(serving.ServingSession(base).score([b""])["ctr"], [0.2])
 
@@ -91,7 +98,7 @@ def test_crash_between_copy_and_rename_publishes_nothing(tmp_path, serving_dir_w
     monkeypatch.setattr(executor.fileio, "rename", crash)
     with pytest.raises(OSError, match="simulated crash"):
         executor.push_atomically(_saved_model(tmp_path / "v2", 2.0), base, version=2)
-    assert sorted(n for n in os.listdir(base) if n.isdigit()) == ["1"]
+    assert os.listdir(base) == ["1"]            # its own staging removed too
 
 
 def test_push_never_overwrites_an_existing_version(tmp_path, serving_dir_with_version_1):
