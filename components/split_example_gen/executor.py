@@ -185,17 +185,16 @@ def _flag(record, checks):
     return record, row_checks.problem(record, checks)
 
 
-def checked(records, checks, label, counts_path=None, source=None):
-    """`records` without those failing `checks`; with `counts_path`, the rows read and dropped
-    per reason are written there (`row_checks.write_counts`, naming `source`)."""
+def checked(records, checks, label, counts_path, source):
+    """`records` without those failing `checks`; the rows read and dropped per reason are
+    written to `counts_path` (`row_checks.write_counts`, naming `source`)."""
     flagged = records | f"RowChecks{label}" >> beam.Map(_flag, checks)
-    if counts_path:
-        _ = (flagged
-             | f"Reasons{label}" >> beam.Map(lambda pair: pair[1])
-             | f"CountReasons{label}" >> beam.combiners.Count.PerElement()
-             | f"ReasonList{label}" >> beam.combiners.ToList()
-             | f"WriteCounts{label}" >> beam.Map(
-                 lambda counts: row_checks.write_counts(counts_path, source, counts)))
+    _ = (flagged
+         | f"Reasons{label}" >> beam.Map(lambda pair: pair[1])
+         | f"CountReasons{label}" >> beam.combiners.Count.PerElement()
+         | f"ReasonList{label}" >> beam.combiners.ToList()
+         | f"WriteCounts{label}" >> beam.Map(
+             lambda counts: row_checks.write_counts(counts_path, source, counts)))
     return (flagged
             | f"Passing{label}" >> beam.Filter(lambda pair: pair[1] is None)
             | f"Records{label}" >> beam.Map(lambda pair: pair[0]))
@@ -227,13 +226,16 @@ class Executor(import_executor.Executor):
         rules = row_checks.read_checks(checks["schema"]) if checks else None
         counts_dir = os.path.join(self._examples.uri, ROW_CHECKS_DIR)
 
-        def records_of(pattern, label, optional=False, count=True):
+        def records_of(pattern, label, optional=False, check=True):
+            """The records of `pattern`; with `check`, those passing the row checks (counted).
+            The sizing reads skip them: class shares within the tolerated bad rows are close
+            enough, and the checks are ExampleGen's main per-record cost."""
             records = read_window(pipeline, read, exec_properties, pattern, window, label,
                                   optional)
-            if rules is None:
+            if rules is None or not check:
                 return records
             name = "".join(c for c in label if c.isalnum() or c in "-_") or "all"
-            return checked(records, rules, label, count and os.path.join(
+            return checked(records, rules, label, os.path.join(
                 counts_dir, f"{name}.json"), source(pattern))
 
         if output_config.split_config.splits:
@@ -247,7 +249,7 @@ class Executor(import_executor.Executor):
             if options.get("sizing") and {"train", "validation"} <= set(names):
                 train, validation = names.index("train"), names.index("validation")
                 width = [b - (bounds[i - 1] if i else 0) for i, b in enumerate(bounds)]
-                grow = _sized(records_of(pattern, "[sizing]", count=False),
+                grow = _sized(records_of(pattern, "[sizing]", check=False),
                               width[validation] / bounds[-1], width[train] / bounds[-1], train,
                               validation, options["sizing"], "all")
             parts = records | "SplitData" >> beam.Partition(
@@ -269,7 +271,7 @@ class Executor(import_executor.Executor):
                 bounds = [round(options["carve_share"] * CARVE_BUCKETS), CARVE_BUCKETS]
                 records = splits.pop("train")
                 grow = _sized(
-                    records_of(patterns["train"], "[train][sizing]", count=False),
+                    records_of(patterns["train"], "[train][sizing]", check=False),
                     bounds[0] / CARVE_BUCKETS, 1 - bounds[0] / CARVE_BUCKETS, 1, 0,
                     options["sizing"], "train") if options.get("sizing") else None
                 validation, train = records | "CarveValidation" >> beam.Partition(
