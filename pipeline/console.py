@@ -50,15 +50,13 @@ class StepLines(logging.Handler):
         running, finished = RUNNING.match(message), FINISHED.match(message)
         if running:
             if self.node:        # a step whose end was not logged
-                self._show(f"{self.node:<24} {self.clock() - self.started:6.0f} s", final=True)
+                self._show(self._step_line(), final=True)
             self.node, self.started, self.cached, self.latest = running.group(1), self.clock(), \
                 False, ""
             self.shown = self.started
             self._show(f"{self.node} ...", final=False)
         elif finished and self.node:
-            detail = "cached" if self.cached else self.latest
-            self._show(f"{self.node:<24} {self.clock() - self.started:6.0f} s"
-                       + (f"   {detail}" if detail else ""), final=True)
+            self._show(self._step_line("cached" if self.cached else self.latest), final=True)
             self.node = None
         elif CACHED.match(message):
             self.cached = True
@@ -66,12 +64,15 @@ class StepLines(logging.Handler):
             self.latest = message
             if self.tty or self.clock() - self.shown >= PROGRESS_EVERY_SECONDS:
                 self.shown = self.clock()
-                self._show(f"{self.node:<24} {self.clock() - self.started:6.0f} s   {message}",
-                           final=not self.tty)
+                self._show(self._step_line(message), final=not self.tty)
         elif record.levelno >= logging.WARNING and ours(record):
             self._show(f"{record.levelname}: {message}", final=True)
             if self.node and self.tty:
                 self._show(f"{self.node} ...   {self.latest}", final=False)
+
+    def _step_line(self, detail=""):
+        return f"{self.node:<24} {self.clock() - self.started:6.0f} s" + (
+            f"   {detail}" if detail else "")
 
     def _show(self, text, final):
         if self.tty:
