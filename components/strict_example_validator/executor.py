@@ -74,13 +74,14 @@ class Executor(tfx_executor.Executor):
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict["schema"])))
         labels = label_columns(schema)
-        found = []
+        found, by_split = [], {}
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             split_uri = artifact_utils.get_split_uri([anomalies], split)
+            by_split[split] = stats_artifact_utils.load_statistics(statistics, split).proto()
             found += describe_anomalies(split, read_anomalies(split_uri))
-            found += [(line, ["block"]) for line in single_class_labels(
-                split, stats_artifact_utils.load_statistics(statistics, split).proto(), labels)]
-        train = stats_artifact_utils.load_statistics(statistics, "train").proto()
+            found += [(line, ["block"])
+                      for line in single_class_labels(split, by_split[split], labels)]
+        train = by_split["train"]
         examples = input_dict.get(EXAMPLES_KEY)
         span = (spans.span_of(examples[0]) if examples else None) or 0
         report, lines = distribution.check(checks, train, schema, span, history)
