@@ -160,3 +160,46 @@ def pytest_collection_finish(session):
                    "pytest-xdist#1386); install the pinned versions (make setup)")
         sys.__stderr__.write(f"\nERROR: {message}\n")   # a worker's exception is not shown
         raise pytest.UsageError(message)
+
+
+S3_KEYS = {"aws_access_key_id": "lt4rec-test", "aws_secret_access_key": "lt4rec-test-secret"}
+
+
+def s3_process_env(endpoint, **extra):
+    """This process's environment plus what a subprocess's S3 clients (TensorFlow's, boto3's)
+    need to reach the test server at `endpoint`."""
+    from modules import filesystems
+    return dict(os.environ, **filesystems.s3_env(endpoint), **extra,
+                AWS_ACCESS_KEY_ID=S3_KEYS["aws_access_key_id"],
+                AWS_SECRET_ACCESS_KEY=S3_KEYS["aws_secret_access_key"])
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (moto's standalone server) on 127.0.0.1; yields
+    (endpoint URL, a boto3 S3 client of it). Any bucket the tests create lives until the end."""
+    import socket
+    import subprocess
+    import time
+    import boto3
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list_buckets()
+            break
+        except Exception:  # pylint: disable=broad-except
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"the S3 test server did not start on {endpoint}")
+            time.sleep(0.2)
+    yield endpoint, client
+    server.terminate()
+    server.wait(timeout=30)

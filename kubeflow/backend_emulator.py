@@ -31,8 +31,14 @@ backend/src/apiserver, tags 2.0.0 to 2.17.0):
   output artifacts' uri and metadata come from the ExecutorOutput file and are recorded as new
   artifacts.
 
-Not emulated: object-store downloads and uploads (the pipeline root here is a local directory),
-importer executors, conditions and loops (this project compiles none of them).
+- Secrets (driver/k8s.go): a platform spec's `secretAsEnv` entries become the task's environment,
+  from the `secrets` given to the backend.
+
+Not emulated: the launcher's object-store downloads of every input artifact to a local path
+(`/s3/...`, `/minio/...`, `/gcs/...`) before the command and its uploads from there after it
+(component/launcher_v2.go `downloadArtifacts`, `uploadOutputArtifacts`; lt4rec reads and writes
+artifacts at their URIs and leaves the local paths empty, which the upload skips), importer
+executors, conditions and loops (this project compiles none of them).
 """
 import copy
 import hashlib
@@ -146,13 +152,17 @@ class Backend:
     `env` is the environment of every task's process (default: this process's at run time, with
     this Python's bin directory first on PATH, so the image's `python` is this project's);
     `publish_logs`
-    adds the `executor-logs` output as backend 2.5.0+ does by default.
+    adds the `executor-logs` output as backend 2.5.0+ does by default; `secrets` are the
+    namespace's Kubernetes secrets ({name: {key: value}}) that a platform spec's `secretAsEnv`
+    puts into a task's environment.
     """
 
-    def __init__(self, state_dir, env=None, publish_logs=True, timeout=1800):
+    def __init__(self, state_dir, env=None, publish_logs=True, timeout=1800, secrets=None):
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.env = env
+        self.secrets = secrets or {}
+        self._platform = {}
         self.publish_logs = publish_logs
         self.timeout = timeout
         self._cache_path = os.path.join(self.state_dir, "cache.json")
@@ -166,8 +176,9 @@ class Backend:
         `enable_caching` None keeps each task's compiled `cachingOptions`; True/False overrides
         every task, as the kfp client's `enable_caching` argument does.
         """
-        spec, _ = load_package(package) if isinstance(package, str) else (package, None)
+        spec, platform = load_package(package) if isinstance(package, str) else (package, None)
         spec = copy.deepcopy(spec)
+        self._platform = platform or {}
         check_spec(spec)
         run_id = run_id or uuid.uuid4().hex
         # The run's root: <pipeline root>/<pipeline name>/<run id> (driver/driver.go
@@ -197,6 +208,7 @@ class Backend:
         cache = self._load_json(self._cache_path)
         if caching and key in cache:
             return {"state": "CACHED", "outputs": cache[key], "cache_key": key}
+        secret_env = self._secret_env(name, component["executorLabel"])
         argv = [json.dumps(executor_input) if a == _PLACEHOLDER else a
                 for a in container.get("command", []) + container.get("args", [])]
         unresolved = [a for a in argv if "{{$" in a]
@@ -204,7 +216,7 @@ class Backend:
             raise BackendRefusal(f"task {name!r}: placeholders not emulated: {unresolved}")
         start = time.monotonic()
         with open(os.path.join(work, "stderr.log"), "w", encoding="utf-8") as stderr:
-            code = subprocess.run(argv, cwd=work, env=dict(self._task_env(), **{
+            code = subprocess.run(argv, cwd=work, env=dict(self._task_env(), **secret_env, **{
                 e["name"]: e["value"] for e in container.get("env", [])}), stdout=subprocess.DEVNULL,
                                   stderr=stderr, timeout=self.timeout).returncode
         if code != 0:
@@ -217,6 +229,21 @@ class Backend:
             self._write_json(self._cache_path, cache)
         return {"state": "COMPLETE", "outputs": outputs, "cache_key": key,
                 "seconds": round(time.monotonic() - start, 1)}
+
+    def _secret_env(self, name, executor_label):
+        """The environment a task's `secretAsEnv` entries give (driver/k8s.go); a missing secret
+        or key fails the task, as the pod would not start (CreateContainerConfigError)."""
+        executor = self._platform.get("platforms", {}).get("kubernetes", {}).get(
+            "deploymentSpec", {}).get("executors", {}).get(executor_label, {})
+        env = {}
+        for entry in executor.get("secretAsEnv", []):
+            secret = self.secrets.get(entry["secretName"])
+            for mapping in entry["keyToEnv"]:
+                if secret is None or mapping["secretKey"] not in secret:
+                    raise TaskFailed(f"task {name!r}: secret {entry['secretName']!r} (key "
+                                     f"{mapping['secretKey']!r}) not found: the pod cannot start")
+                env[mapping["envVar"]] = secret[mapping["secretKey"]]
+        return env
 
     def _task_env(self):
         return self.env or dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep

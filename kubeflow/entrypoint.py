@@ -27,6 +27,12 @@ compiled spec sets from the CPU request, or the cgroup's CPU quota when lower), 
    fingerprint) as a `lifecycle.preCacheCheck` hook, which only Vertex runs; the open-source
    backend ignores it. For an ExampleGen executor the driver runs here first, so the examples
    carry the same span, version and fingerprint on both backends.
+
+5. S3-compatible stores. When the invocation names an s3:// or minio:// location, TensorFlow
+   gets the s3:// filesystem (modules/filesystems.py) and minio:// (stock KFP's pipeline root,
+   `minio://mlpipeline/v2/artifacts`) is handed to TFX as s3://; the output URIs written back
+   for the launcher keep the scheme the backend gave. The process then ends without native
+   teardown (tensorflow-io's S3 client aborts there, tensorflow/io#2039).
 """
 import json
 import os
@@ -35,6 +41,8 @@ import sys
 import yaml
 from absl import flags
 from absl import logging
+
+from modules import filesystems
 
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 COMMAND = ["python", "-m", "kubeflow.entrypoint"]
@@ -178,6 +186,22 @@ def _run_example_gen_driver(argv, executor_input):
     return executor_input
 
 
+def restore_minio_uris(output_file, executor_input):
+    """Rewrite the output URIs in the ExecutorOutput `output_file` that TFX saw as s3:// back to
+    the minio:// URIs `executor_input` (as the backend sent it) gave them."""
+    given = {key: value["artifacts"][0]["uri"] for key, value in
+             executor_input["outputs"].get("artifacts", {}).items() if value.get("artifacts")}
+    with open(output_file, encoding="utf-8") as f:
+        output = json.load(f)
+    for key, value in output.get("artifacts", {}).items():
+        for artifact in value.get("artifacts", []):
+            if given.get(key, "").startswith("minio://") and \
+                    artifact.get("uri") == filesystems.minio_as_s3(given[key]):
+                artifact["uri"] = given[key]
+    with open(output_file, "w", encoding="utf-8") as f:
+        json.dump(output, f)
+
+
 def main(argv):
     """Repair the ExecutorInput in `argv`, run TFX's entrypoint, clean the outputs' markers."""
     logging.set_verbosity(logging.INFO)
@@ -187,6 +211,11 @@ def main(argv):
         logging.info("lt4rec entrypoint: TensorFlow thread pools sized to the pod's %d cores",
                      cores)
     argv = list(argv)
+    sent = json.loads(flag_value(argv, _INPUT_FLAG))
+    s3 = filesystems.uses_s3(*argv)
+    if s3:
+        filesystems.register_s3()
+        argv = [filesystems.minio_as_s3(arg) for arg in argv]
     raw_spec = flag_value(argv, _SPEC_FLAG)
     executor_input, changes = repair_executor_input(
         json.loads(flag_value(argv, _INPUT_FLAG)), json.loads(raw_spec) if raw_spec else None)
@@ -202,8 +231,28 @@ def main(argv):
         for artifact in artifact_list.get("artifacts", []):
             if remove_gcs_directory_markers(artifact["uri"]):
                 logging.info("lt4rec entrypoint: removed directory markers under '%s'", key)
+    if s3 and os.path.exists(sent["outputs"]["outputFile"]):
+        restore_minio_uris(sent["outputs"]["outputFile"], sent)
+
+
+def run(argv):
+    """`main`, then the process's end: as usual, or, when the task is on S3 (s3:// registered),
+    without native teardown and with the status Python would have given (1 after an error,
+    whose traceback is logged)."""
+    if not filesystems.uses_s3(*argv):
+        main(argv)
+        return
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except Exception:  # pylint: disable=broad-except
+        logging.exception("lt4rec entrypoint: the executor failed")
+        code = 1
+    filesystems.exit_skipping_native_teardown(code)
 
 
 if __name__ == "__main__":
     flags.FLAGS.mark_as_parsed()        # TFX's arguments are not absl flags
-    main(sys.argv[1:])
+    run(sys.argv[1:])

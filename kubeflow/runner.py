@@ -24,11 +24,13 @@ from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.io import fileio
 
 from kubeflow import entrypoint
+from modules import filesystems
 from modules.config import Config, ConfigError
 from pipeline.pipeline import NEVER_CACHED, create_pipeline
 
 TRAINERS = ("TicketSearch", "MTLTrainer")
 DEFAULT_OUTPUT = "lt4rec_pipeline.json"
+S3_WORKER_PLUGIN = "modules.s3_worker_plugin"
 # Never served from KFP's cache. Its key covers input artifact ids, parameters, image and
 # command only (backend/src/v2/cacheutils/cache.go), and the backend skips ExampleGen's
 # fingerprint hook: a rerun on new files under the same data root would get yesterday's
@@ -37,12 +39,21 @@ NEVER_CACHED_ON_KUBEFLOW = ("ImportExampleGen", "ImportSchemaGen") + NEVER_CACHE
 _RESOURCES = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
 
+def uses_s3(kf):
+    """True if any location in the `kubeflow` section is on an S3-compatible store."""
+    return filesystems.uses_s3(kf.pipeline_root, kf.data_root, kf.serving_dir,
+                               kf.statistics_dir)
+
+
 def build(config):
     """The pipeline object for Kubeflow: cluster locations, GPUs on the trainers only."""
     kf = config.kubeflow
+    beam_args = list(kf.beam_pipeline_args)
+    if uses_s3(kf):
+        beam_args.append(f"--beam_plugin={S3_WORKER_PLUGIN}")
     pipeline = create_pipeline(pipeline_root=kf.pipeline_root, data_root=kf.data_root,
                                serving_dir=kf.serving_dir, config=config,
-                               beam_pipeline_args=kf.beam_pipeline_args,
+                               beam_pipeline_args=beam_args,
                                schema_path=kf.schema_path, statistics_dir=kf.statistics_dir)
     # A positive --direct_num_workers in kubeflow.beam_pipeline_args is the user's choice;
     # 0 (a worker per core of the node) becomes each Beam step's CPU request.
@@ -82,6 +93,19 @@ def resource_spec(kf, component_id):
     return spec
 
 
+def container_env(kf, component):
+    """A component's container environment: its pod's cores (`LT4REC_POD_CPUS`) and, with a
+    location on S3, the endpoint and region of the S3 clients (credentials come from
+    `kubeflow.s3_secret` through the platform spec, kubeflow/submit.py)."""
+    env = {}
+    cpus = pod_cpus(component.platform_config)
+    if cpus:
+        env[entrypoint.POD_CPUS_ENV] = str(cpus)
+    if uses_s3(kf):
+        env.update(filesystems.s3_env(kf.s3_endpoint, kf.s3_region))
+    return [{"name": name, "value": value} for name, value in sorted(env.items())]
+
+
 class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
     """KubeflowV2DagRunner whose job spec keeps the `NEVER_CACHED_ON_KUBEFLOW` steps uncached
     and gives every container its component's ResourceSpec (TFX's step builder drops it for
@@ -90,6 +114,10 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
     The tfx CLI patches the base class's `run` (and its output location); this `run` goes
     through it and writes the finished spec where it pointed.
     """
+
+    def __init__(self, kubeflow_config, **kwargs):
+        super().__init__(**kwargs)
+        self._kubeflow = kubeflow_config
 
     def run(self, pipeline, parameter_values=None, write_out=True):
         job = super().run(pipeline, parameter_values, write_out=False)
@@ -104,9 +132,9 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
             if container is not None and component.platform_config and \
                     "resources" not in container:
                 container["resources"] = json_format.MessageToDict(component.platform_config)
-            cpus = pod_cpus(component.platform_config)
-            if container is not None and cpus:
-                container["env"] = [{"name": entrypoint.POD_CPUS_ENV, "value": str(cpus)}]
+            env = container_env(self._kubeflow, component) if container is not None else None
+            if env:
+                container["env"] = env
         if write_out:
             fileio.makedirs(self._output_dir)
             with fileio.open(os.path.join(self._output_dir, self._output_filename), "w") as f:
@@ -117,7 +145,7 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
 def compile_spec(config, output_dir=".", output_filename=DEFAULT_OUTPUT):
     """Write the pipeline job JSON (PipelineSpec 2.1.0, our pod entrypoint); returns its path."""
     runner = KubeflowRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+        config.kubeflow, config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow.image, default_commands=entrypoint.COMMAND,
             use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=output_filename)

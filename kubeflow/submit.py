@@ -7,29 +7,41 @@ import tempfile
 import kfp
 import yaml
 
-from kubeflow.runner import TRAINERS
+from kubeflow.runner import TRAINERS, uses_s3
 from modules.config import ConfigError
 
 
 def platform_spec(pipeline_spec, kubeflow_config):
-    """The Kubernetes platform spec placing the trainer pods on GPU nodes, or None.
+    """The Kubernetes platform spec of the package, or None when nothing needs one: the trainer
+    pods placed on GPU nodes, and every pod's S3 credentials from `kubeflow.s3_secret`.
 
-    Node selectors and tolerations are not part of a PipelineSpec: the open-source backend reads
-    them from `platforms.kubernetes.deploymentSpec.executors[<executor label>]` (driver/driver.go
-    `extendPodSpecPatch`); Vertex AI Pipelines ignores this document and places GPU pods itself.
+    Node selectors, tolerations and secrets are not part of a PipelineSpec: the open-source
+    backend reads them from `platforms.kubernetes.deploymentSpec.executors[<executor label>]`
+    (driver/driver.go `extendPodSpecPatch`, driver/k8s.go for `secretAsEnv`); Vertex AI
+    Pipelines ignores this document and places GPU pods itself.
     """
     kf = kubeflow_config
-    if not kf.trainer_gpus or not (kf.gpu_node_selector or kf.gpu_tolerations):
-        return None
     tasks = pipeline_spec["root"]["dag"]["tasks"]
     executors = {}
-    for name in (n for n in TRAINERS if n in tasks):     # no TicketSearch without tickets
+
+    def executor(name):
         label = pipeline_spec["components"][tasks[name]["componentRef"]["name"]]["executorLabel"]
-        executors[label] = {}
-        if kf.gpu_node_selector:
-            executors[label]["nodeSelector"] = {"labels": dict(kf.gpu_node_selector)}
-        if kf.gpu_tolerations:
-            executors[label]["tolerations"] = [dict(t) for t in kf.gpu_tolerations]
+        return executors.setdefault(label, {})
+
+    if kf.trainer_gpus:
+        for name in (n for n in TRAINERS if n in tasks):     # no TicketSearch without tickets
+            if kf.gpu_node_selector:
+                executor(name)["nodeSelector"] = {"labels": dict(kf.gpu_node_selector)}
+            if kf.gpu_tolerations:
+                executor(name)["tolerations"] = [dict(t) for t in kf.gpu_tolerations]
+    if kf.s3_secret and uses_s3(kf):
+        for name in sorted(tasks):
+            executor(name)["secretAsEnv"] = [{
+                "secretName": kf.s3_secret,
+                "keyToEnv": [{"secretKey": key, "envVar": env}
+                             for key, env in sorted(kf.s3_secret_keys.items())]}]
+    if not executors:
+        return None
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 

@@ -276,6 +276,15 @@ class KubeflowConfig:
     beam_pipeline_args: List[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing",
                                  "--direct_num_workers=0"])
+    # For s3:// and minio:// locations (modules/filesystems.py): the S3-compatible endpoint
+    # (e.g. "http://minio-service.kubeflow:9000", KFP's own MinIO; empty: AWS S3), its region,
+    # and the Kubernetes secret whose keys become every pod's AWS credentials (KFP's MinIO keeps
+    # them in "mlpipeline-minio-artifact"; empty: the pods' own, e.g. an IAM role).
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_secret: str = ""
+    s3_secret_keys: Dict[str, str] = dataclasses.field(default_factory=lambda: {
+        "accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"})
 
 
 @dataclasses.dataclass

@@ -1,9 +1,12 @@
 """PNG plots of ticket search results (matplotlib, no display needed)."""
+import io
+
 import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+import tensorflow as tf  # noqa: E402
 
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
@@ -40,9 +43,13 @@ def draw_pruning_curves(ax, report):
 
 
 def pruning_curves(report, path):
-    """Write the pruning curves of a ticket report to the PNG `path`."""
+    """Write the pruning curves of a ticket report to the PNG `path` (any filesystem TensorFlow
+    opens: an artifact may live on an object store)."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     draw_pruning_curves(ax, report)
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(image.getvalue())

@@ -63,7 +63,8 @@ def _parser():
     kf.add_argument("--no-cache", action="store_true",
                     help="submit/emulate: run every step (default: the compiled per-step caching)")
     kf.add_argument("--state", default="runs/kfp-emulator",
-                    help="emulate: the emulated backend's metadata and cache directory")
+                    help="emulate: the emulated backend's metadata and cache directory (the "
+                         "kubeflow.s3_secret it gives the pods: this shell's AWS_* keys)")
 
     convert = sub.add_parser("convert", help="CSV or Parquet to gzip TFRecords typed by a spec")
     convert.add_argument("--input", required=True, help="a .csv or .parquet file, or a glob")
@@ -214,8 +215,12 @@ def _emulate(spec, config, state, enable_caching):
     from kubeflow import backend_emulator, submit
     with tempfile.TemporaryDirectory() as tmp:
         package, _ = submit.kfp_package(spec, tmp, config.kubeflow)
+        kf = config.kubeflow
+        # The pods' S3 secret (kubeflow.s3_secret) holds what this environment has.
+        secrets = {kf.s3_secret: {key: os.environ[env] for key, env in kf.s3_secret_keys.items()
+                                  if env in os.environ}} if kf.s3_secret else {}
         try:
-            results = backend_emulator.Backend(state).run(
+            results = backend_emulator.Backend(state, secrets=secrets).run(
                 package, config.kubeflow.pipeline_root, enable_caching=enable_caching)
         except (backend_emulator.BackendRefusal, backend_emulator.TaskFailed) as error:
             print(f"lt4rec: {error}", file=sys.stderr)

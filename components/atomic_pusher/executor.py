@@ -8,6 +8,14 @@ own `<base_directory>/.incomplete-<start time>-<random>/` (not numeric, so ignor
 and is renamed to `<version>` only when complete; if another push took that number meanwhile,
 the next one. A failed push removes its staging; staging directories of crashed pushes are
 removed by a later push once a day old, so a concurrent push's is never touched.
+
+On an object store (s3://, gs://) there is no directory rename: TensorFlow's filesystems copy
+then delete object by object, in listing order, so `saved_model.pb` would land before
+`variables/`. There the staging's files are copied into `<version>` with `saved_model.pb` last.
+A version without it is passed over by everything reading the newest push
+(`serving_dir.newest_version`); TF Serving fails to load it and retries
+(`--max_num_load_retries`, `--load_retry_interval_micros`) while the copy completes, and keeps
+serving the previous version meanwhile, or for good if the push was cut off.
 """
 import os
 import time
@@ -23,6 +31,7 @@ from tfx.utils import io_utils, proto_utils
 
 INCOMPLETE_PREFIX = ".incomplete-"   # + <start unix seconds>-<random>: one push's staging
 STALE_STAGING_SECONDS = 24 * 3600
+SAVED_MODEL = "saved_model.pb"
 
 
 class Executor(tfx_pusher.Executor):
@@ -62,7 +71,7 @@ def push_atomically(model_path, base_directory, version=None, now=None):
             final = os.path.join(base_directory, str(version))
             if not fileio.exists(final):
                 try:
-                    fileio.rename(staging, final)
+                    publish(staging, final)
                     return str(version), final
                 except (OSError, tf.errors.OpError):
                     if not fileio.exists(final):     # not a concurrent push taking the number
@@ -72,6 +81,22 @@ def push_atomically(model_path, base_directory, version=None, now=None):
         if fileio.exists(staging):
             fileio.rmtree(staging)
         raise
+
+
+def publish(staging, final):
+    """Move the complete `staging` directory to `final`: one rename on a local disk (atomic); on
+    an object store, a copy of every file with `saved_model.pb` last, then the staging's
+    removal."""
+    if "://" not in final:
+        fileio.rename(staging, final)
+        return
+    files = sorted((os.path.join(folder[len(staging):].strip("/"), name)
+                    for folder, _, names in fileio.walk(staging) for name in names),
+                   key=lambda path: (path == SAVED_MODEL, path))
+    for path in files:
+        fileio.makedirs(os.path.dirname(os.path.join(final, path)))
+        fileio.copy(os.path.join(staging, path), os.path.join(final, path))
+    fileio.rmtree(staging)
 
 
 def staging_started(name):
@@ -86,6 +111,8 @@ def staging_started(name):
 def sweep_stale_staging(base_directory, now):
     """Remove staging directories started more than `STALE_STAGING_SECONDS` before `now` (left
     by crashed pushes; no push takes that long), never a running push's."""
+    if not fileio.isdir(base_directory):     # an object store has no empty directories
+        return
     for name in fileio.listdir(base_directory):
         started = staging_started(name)
         if started is not None and now - started > STALE_STAGING_SECONDS:
