@@ -10,6 +10,8 @@ import yaml
 from kubeflow.runner import TRAINERS, uses_s3
 from modules.config import ConfigError
 
+SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"   # the KFP SDK's in-pod default
+
 
 def platform_spec(pipeline_spec, kubeflow_config):
     """The Kubernetes platform spec of the package, or None when nothing needs one: the trainer
@@ -71,22 +73,51 @@ def kfp_package(spec_path, out_dir, kubeflow_config):
     return path, job.get("runtimeConfig", {}).get("gcsOutputDirectory")
 
 
-def submit(spec_path, config, run_name=None, enable_caching=None):
+def connect(kubeflow_config, token_file=None, cookies_file=None, environ=None):
+    """A kfp.Client of `kubeflow.endpoint` in `kubeflow.namespace` (a multi-user install: your
+    profile namespace), with the caller's identity:
+
+    - a bearer token read from `token_file` at every request, else from
+      `$KF_PIPELINES_SA_TOKEN_PATH` or `/var/run/secrets/kubeflow/pipelines/token` when that file
+      exists (a pod's projected ServiceAccount token, as the KFP SDK reads it);
+    - the cookies in `cookies_file` (one Cookie header, e.g. `authservice_session=...` or
+      `oauth2_proxy_kubeflow=...` from a logged-in browser, for a Dex / oauth2-proxy front);
+    - neither: no credentials (a single-user install, or a port-forward to the API server).
+    """
+    kf = kubeflow_config
+    environ = os.environ if environ is None else environ
+    if not kf.endpoint:
+        raise ConfigError("invalid configuration: kubeflow.endpoint is not set "
+                          "(use --endpoint or the config file)")
+    from kfp.client import set_volume_credentials
+    token_file = token_file or environ.get("KF_PIPELINES_SA_TOKEN_PATH") or (
+        SA_TOKEN_PATH if os.path.isfile(SA_TOKEN_PATH) else None)
+    cookies = None
+    for path in filter(None, (token_file, cookies_file)):
+        if not os.path.isfile(path):
+            raise ConfigError(f"invalid configuration: credentials file not found: {path}")
+    if cookies_file:
+        with open(cookies_file, encoding="utf-8") as f:
+            cookies = f.read().strip()
+    credentials = set_volume_credentials.ServiceAccountTokenVolumeCredentials(token_file) \
+        if token_file else None
+    return kfp.Client(host=kf.endpoint, namespace=kf.namespace, cookies=cookies,
+                      credentials=credentials)
+
+
+def submit(spec_path, config, run_name=None, enable_caching=None, client=None):
     """Create a run of `spec_path` on `config.kubeflow.endpoint`; returns the run id.
 
     The pipeline root is `kubeflow.pipeline_root` (else the one compiled into the spec).
     `enable_caching` None keeps the compiled per-step caching (ImportExampleGen, ImportSchemaGen
     and BaselineModel never cached); True would make the kfp client cache every step, stale
-    examples included; False runs every step.
+    examples included; False runs every step. `client`: `connect`'s (default: no credentials).
     """
     kf = config.kubeflow
-    if not kf.endpoint:
-        raise ConfigError("invalid configuration: kubeflow.endpoint is not set "
-                          "(use --endpoint or the config file)")
     if not os.path.isfile(spec_path):
         raise ConfigError(f"invalid configuration: pipeline spec not found: {spec_path} "
                           "(compile it first)")
-    client = kfp.Client(host=kf.endpoint, namespace=kf.namespace)
+    client = client or connect(kf)
     with tempfile.TemporaryDirectory() as tmp:
         package, compiled_root = kfp_package(spec_path, tmp, kf)
         with open(package, encoding="utf-8") as f:

@@ -62,6 +62,10 @@ def _parser():
     kf.add_argument("--gpus", type=int, help="GPUs per trainer step (0: none)")
     kf.add_argument("--no-cache", action="store_true",
                     help="submit/emulate: run every step (default: the compiled per-step caching)")
+    kf.add_argument("--token-file", help="submit: a file holding the bearer token of your "
+                    "identity (default in a pod: its KFP ServiceAccount token)")
+    kf.add_argument("--cookies-file", help="submit: a file holding the Cookie header of a "
+                    "logged-in browser session (Dex / oauth2-proxy fronts)")
     kf.add_argument("--state", default="runs/kfp-emulator",
                     help="emulate: the emulated backend's metadata and cache directory (the "
                          "kubeflow.s3_secret it gives the pods: this shell's AWS_* keys)")
@@ -205,7 +209,8 @@ def _kubeflow(args):
     if args.action == "emulate":
         return _emulate(args.pipeline, config, args.state, caching)
     from kubeflow import submit
-    run_id = submit.submit(args.pipeline, config, enable_caching=caching)
+    client = submit.connect(config.kubeflow, args.token_file, args.cookies_file)
+    run_id = submit.submit(args.pipeline, config, enable_caching=caching, client=client)
     print(f"submitted run {run_id} to {config.kubeflow.endpoint}")
     return 0
 

@@ -3,6 +3,7 @@
 The compiled spec's run through an emulation of the open-source backend is in
 tests/test_kubeflow_backend.py.
 """
+import contextlib
 import http.server
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 
+import kfp_server_api
 import pytest
 import yaml
 
@@ -197,6 +199,7 @@ class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
     """The three Kubeflow Pipelines v2beta1 calls a submission makes, recorded."""
 
     requests = []
+    headers = []
 
     def _reply(self, body):
         data = json.dumps(body).encode()
@@ -206,21 +209,41 @@ class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _record(self, method, body):
+        _FakeKfpApi.requests.append((method, self.path, body))
+        _FakeKfpApi.headers.append({k.lower(): v for k, v in self.headers.items()})
+
     def do_GET(self):  # noqa: N802 (http.server's naming)
-        _FakeKfpApi.requests.append(("GET", self.path, None))
+        self._record("GET", None)
         if self.path.startswith("/apis/v2beta1/healthz"):
             return self._reply({"multi_user": False})
         return self._reply({"experiments": [], "total_size": 0})
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-        _FakeKfpApi.requests.append(("POST", self.path, body))
+        self._record("POST", body)
+        # The bodies are what the KFP API's own request types hold (an unknown field: TypeError).
         if self.path.startswith("/apis/v2beta1/experiments"):
+            kfp_server_api.V2beta1Experiment(**body)
             return self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        kfp_server_api.V2beta1Run(**body)
         return self._reply({"run_id": "run-42", "display_name": body.get("display_name")})
 
     def log_message(self, *args):
         pass
+
+
+@contextlib.contextmanager
+def _fake_kfp_api():
+    """Serve `_FakeKfpApi` on 127.0.0.1 (its records emptied); yields its URL."""
+    _FakeKfpApi.requests.clear()
+    _FakeKfpApi.headers.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfpApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
 
 
 def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
@@ -228,16 +251,13 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
     from modules.config import Config
     spec_path = tmp_path / "pipeline.json"
     spec_path.write_text(json.dumps(compiled))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfpApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with _fake_kfp_api() as endpoint:
         config = Config.from_dict({"kubeflow": {
-            "endpoint": f"http://127.0.0.1:{server.server_port}", "namespace": "team-a",
+            "endpoint": endpoint, "namespace": "team-a",
             "pipeline_root": "gs://other-bucket/root", "gpu_tolerations": [TOLERATION],
             "gpu_node_selector": NODE_SELECTOR}})
         assert submit.submit(str(spec_path), config, run_name="nightly") == "run-42"
-    finally:
-        server.shutdown()
+    assert not [h for h in _FakeKfpApi.headers if "authorization" in h or "cookie" in h]
     posts = {path.split("?")[0]: body for method, path, body in _FakeKfpApi.requests
              if method == "POST"}
     run = posts["/apis/v2beta1/runs"]
@@ -280,3 +300,33 @@ def test_gpu_placement_of_a_pipeline_without_ticket_search_places_the_trainer_on
     executors = submit.platform_spec(spec, config.kubeflow)["platforms"]["kubernetes"][
         "deploymentSpec"]["executors"]
     assert set(executors) == {"MTLTrainer_executor"}
+
+
+def test_submit_sends_the_callers_token_and_cookies_to_a_multi_user_install(compiled, tmp_path):
+    """A token file (a pod's projected ServiceAccount token, or one given) is sent as a bearer
+    token, a browser session's cookies as the Cookie header, on every request; the experiment
+    and run go to the profile namespace."""
+    from kubeflow import submit
+    from modules.config import Config, ConfigError
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(compiled))
+    (tmp_path / "token").write_text("sa-token-1\n")
+    (tmp_path / "cookies").write_text("authservice_session=abc123\n")
+    for how in ("flags", "pod"):
+        with _fake_kfp_api() as endpoint:
+            config = Config.from_dict({"kubeflow": {"endpoint": endpoint,
+                                                    "namespace": "team-a"}})
+            client = submit.connect(config.kubeflow, str(tmp_path / "token"),
+                                    str(tmp_path / "cookies")) if how == "flags" else \
+                submit.connect(config.kubeflow, environ={
+                    "KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "token")})
+            assert submit.submit(str(spec_path), config, client=client) == "run-42"
+        assert _FakeKfpApi.headers and all(
+            h["authorization"] == "Bearer sa-token-1" for h in _FakeKfpApi.headers), how
+        assert all(h.get("cookie") == ("authservice_session=abc123" if how == "flags" else None)
+                   for h in _FakeKfpApi.headers), how
+        posts = {path.split("?")[0]: body for method, path, body in _FakeKfpApi.requests
+                 if method == "POST"}
+        assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
+    with pytest.raises(ConfigError, match="credentials file not found: .*missing"):
+        submit.connect(config.kubeflow, str(tmp_path / "missing"))
