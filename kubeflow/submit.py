@@ -1,4 +1,5 @@
-"""Upload and run a compiled lt4rec spec on a Kubeflow Pipelines 2.x endpoint."""
+"""Upload and run, or schedule, a compiled lt4rec spec on a Kubeflow Pipelines 2.x endpoint."""
+import contextlib
 import json
 import logging
 import os
@@ -105,6 +106,21 @@ def connect(kubeflow_config, token_file=None, cookies_file=None, environ=None):
                       credentials=credentials)
 
 
+@contextlib.contextmanager
+def _package(spec_path, kf, enable_caching):
+    """(package path, pipeline root) of `spec_path` for an upload, in a temporary directory;
+    logs the steps KFP may serve from its cache."""
+    if not os.path.isfile(spec_path):
+        raise ConfigError(f"invalid configuration: pipeline spec not found: {spec_path} "
+                          "(compile it first)")
+    with tempfile.TemporaryDirectory() as tmp:
+        package, compiled_root = kfp_package(spec_path, tmp, kf)
+        with open(package, encoding="utf-8") as f:
+            steps = cached_steps(next(yaml.safe_load_all(f)), enable_caching)
+        logging.info("steps KFP may serve from its cache: %s", ", ".join(steps) or "none")
+        yield package, kf.pipeline_root or compiled_root
+
+
 def submit(spec_path, config, run_name=None, enable_caching=None, client=None):
     """Create a run of `spec_path` on `config.kubeflow.endpoint`; returns the run id.
 
@@ -114,17 +130,48 @@ def submit(spec_path, config, run_name=None, enable_caching=None, client=None):
     examples included; False runs every step. `client`: `connect`'s (default: no credentials).
     """
     kf = config.kubeflow
-    if not os.path.isfile(spec_path):
-        raise ConfigError(f"invalid configuration: pipeline spec not found: {spec_path} "
-                          "(compile it first)")
     client = client or connect(kf)
-    with tempfile.TemporaryDirectory() as tmp:
-        package, compiled_root = kfp_package(spec_path, tmp, kf)
-        with open(package, encoding="utf-8") as f:
-            steps = cached_steps(next(yaml.safe_load_all(f)), enable_caching)
-        logging.info("steps KFP may serve from its cache: %s", ", ".join(steps) or "none")
+    with _package(spec_path, kf, enable_caching) as (package, pipeline_root):
         result = client.create_run_from_pipeline_package(
             package, arguments={}, run_name=run_name or config.pipeline_name,
             experiment_name=kf.experiment, namespace=kf.namespace,
-            pipeline_root=kf.pipeline_root or compiled_root, enable_caching=enable_caching)
+            pipeline_root=pipeline_root, enable_caching=enable_caching)
     return result.run_id
+
+
+def kfp_cron(expression):
+    """A cron expression as KFP's scheduler reads it (six fields, seconds first): a standard
+    five-field expression gets second 0; ConfigError for any other field count."""
+    fields = (expression or "").split()
+    if len(fields) not in (5, 6):
+        raise ConfigError(f"invalid cron expression {expression!r}: five fields (minute hour "
+                          "day-of-month month day-of-week) or six (seconds first)")
+    return " ".join(["0"] * (len(fields) == 5) + fields)
+
+
+def schedule(spec_path, config, cron=None, interval_seconds=None, name=None,
+             enable_caching=None, client=None):
+    """Create a recurring run of `spec_path`: every `cron` (five or six fields, in the
+    scheduler's time zone) or every `interval_seconds`; returns its id.
+
+    Each run reads the newest span under the data root (ExampleGen's driver resolves it when the
+    run starts). At most one run at a time, and no catch-up: runs missed while the schedule was
+    paused or the cluster down are not made up (each would read the same newest span).
+    """
+    if (cron is None) == (interval_seconds is None):
+        raise ConfigError("invalid configuration: give a cron expression or an interval "
+                          "in seconds, not both")
+    if interval_seconds is not None and interval_seconds <= 0:
+        raise ConfigError(f"invalid interval: {interval_seconds} seconds (must be > 0)")
+    cron = kfp_cron(cron) if cron is not None else None
+    kf = config.kubeflow
+    client = client or connect(kf)
+    with _package(spec_path, kf, enable_caching) as (package, pipeline_root):
+        experiment = client.create_experiment(kf.experiment, namespace=kf.namespace)
+        result = client.create_recurring_run(
+            experiment.experiment_id, name or f"{config.pipeline_name}-daily",
+            cron_expression=cron,
+            interval_second=interval_seconds, max_concurrency=1, no_catchup=True,
+            pipeline_package_path=package, pipeline_root=pipeline_root,
+            enable_caching=enable_caching)
+    return result.recurring_run_id

@@ -40,9 +40,10 @@ def _parser():
     predict.add_argument("--data", required=True, help="TFRecord file or glob (.gz = gzip)")
     predict.add_argument("--out", help="output file (default: stdout)")
 
-    kf = sub.add_parser("kubeflow", help="compile for / submit to Kubeflow Pipelines 2.x, or run "
+    kf = sub.add_parser("kubeflow", help="compile for / submit or schedule on Kubeflow Pipelines "
+                        "2.x, or run "
                         "a compiled spec here as the open-source backend would (emulate)")
-    kf.add_argument("action", choices=["compile", "submit", "emulate"])
+    kf.add_argument("action", choices=["compile", "submit", "schedule", "emulate"])
     kf.add_argument("--spec", help=SPEC_HELP)
     kf.add_argument("--schema", help="compile: a local copy of the data's schema.pbtxt to check "
                                      "the spec against (the image holds it at "
@@ -61,10 +62,15 @@ def _parser():
         kf.add_argument(f"--{flag}", help=help_text)
     kf.add_argument("--gpus", type=int, help="GPUs per trainer step (0: none)")
     kf.add_argument("--no-cache", action="store_true",
-                    help="submit/emulate: run every step (default: the compiled per-step caching)")
-    kf.add_argument("--token-file", help="submit: a file holding the bearer token of your "
+                    help="submit/schedule/emulate: run every step (default: the compiled "
+                         "per-step caching)")
+    kf.add_argument("--cron", help="schedule: when to run, a cron expression (e.g. "
+                    "'0 3 * * *': 03:00 daily; a sixth leading field gives seconds)")
+    kf.add_argument("--interval-seconds", type=int,
+                    help="schedule: run every this many seconds (instead of --cron)")
+    kf.add_argument("--token-file", help="submit/schedule: a file holding the bearer token of your "
                     "identity (default in a pod: its KFP ServiceAccount token)")
-    kf.add_argument("--cookies-file", help="submit: a file holding the Cookie header of a "
+    kf.add_argument("--cookies-file", help="submit/schedule: a file holding the Cookie header of a "
                     "logged-in browser session (Dex / oauth2-proxy fronts)")
     kf.add_argument("--state", default="runs/kfp-emulator",
                     help="emulate: the emulated backend's metadata and cache directory (the "
@@ -210,6 +216,11 @@ def _kubeflow(args):
         return _emulate(args.pipeline, config, args.state, caching)
     from kubeflow import submit
     client = submit.connect(config.kubeflow, args.token_file, args.cookies_file)
+    if args.action == "schedule":
+        job_id = submit.schedule(args.pipeline, config, args.cron, args.interval_seconds,
+                                 enable_caching=caching, client=client)
+        print(f"scheduled recurring run {job_id} on {config.kubeflow.endpoint}")
+        return 0
     run_id = submit.submit(args.pipeline, config, enable_caching=caching, client=client)
     print(f"submitted run {run_id} to {config.kubeflow.endpoint}")
     return 0

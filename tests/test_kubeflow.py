@@ -196,7 +196,7 @@ def test_pipeline_root_is_a_run_time_setting(compiled):
 
 
 class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
-    """The three Kubeflow Pipelines v2beta1 calls a submission makes, recorded."""
+    """The Kubeflow Pipelines v2beta1 calls a submission or a schedule makes, recorded."""
 
     requests = []
     headers = []
@@ -226,6 +226,9 @@ class _FakeKfpApi(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/apis/v2beta1/experiments"):
             kfp_server_api.V2beta1Experiment(**body)
             return self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        if self.path.startswith("/apis/v2beta1/recurringruns"):
+            kfp_server_api.V2beta1RecurringRun(**body)
+            return self._reply({"recurring_run_id": "rr-7", "display_name": body["display_name"]})
         kfp_server_api.V2beta1Run(**body)
         return self._reply({"run_id": "run-42", "display_name": body.get("display_name")})
 
@@ -330,3 +333,46 @@ def test_submit_sends_the_callers_token_and_cookies_to_a_multi_user_install(comp
         assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
     with pytest.raises(ConfigError, match="credentials file not found: .*missing"):
         submit.connect(config.kubeflow, str(tmp_path / "missing"))
+
+
+def test_schedule_creates_a_recurring_run_of_the_spec_one_at_a_time(compiled, tmp_path):
+    """`lt4rec kubeflow schedule`: a recurring run of the compiled spec (each run reads the
+    newest span), in the profile namespace, with the caller's token; one run at a time, no
+    catch-up. A five-field cron gets KFP's leading seconds field."""
+    from kubeflow import submit
+    from modules.config import Config, ConfigError
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(compiled))
+    (tmp_path / "token").write_text("sa-token-1")
+    bodies = {}
+    for how, when in (("cron", {"cron": "0 3 * * *"}), ("interval", {"interval_seconds": 3600})):
+        with _fake_kfp_api() as endpoint:
+            config = Config.from_dict({"kubeflow": {
+                "endpoint": endpoint, "namespace": "team-a", "pipeline_root": "s3://bucket/root",
+                "s3_secret": "mlpipeline-minio-artifact"}})
+            client = submit.connect(config.kubeflow, str(tmp_path / "token"))
+            assert submit.schedule(str(spec_path), config, client=client, **when) == "rr-7"
+        assert all(h["authorization"] == "Bearer sa-token-1" for h in _FakeKfpApi.headers)
+        posts = {path.split("?")[0]: body for method, path, body in _FakeKfpApi.requests
+                 if method == "POST"}
+        assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
+        bodies[how] = posts["/apis/v2beta1/recurringruns"]
+    cron, interval = bodies["cron"], bodies["interval"]
+    assert cron["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert interval["trigger"] == {"periodic_schedule": {"interval_second": 3600}}
+    for body in (cron, interval):
+        assert body["experiment_id"] == "exp-1" and body["display_name"] == "lt4rec-daily"
+        assert body["max_concurrency"] == 1 and body["no_catchup"] is True
+        assert body["mode"] == "ENABLE"
+        assert body["runtime_config"]["pipeline_root"] == "s3://bucket/root"
+        assert set(body["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]) == set(
+            compiled["pipelineSpec"]["root"]["dag"]["tasks"])
+        # the platform spec (here: the pods' S3 secret) travels with the recurring run too
+        executors = body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"][
+            "deploymentSpec"]["executors"]
+        assert executors and all(e["secretAsEnv"][0]["secretName"] ==
+                                 "mlpipeline-minio-artifact" for e in executors.values())
+    for bad in ({}, {"cron": "0 3 * * *", "interval_seconds": 60}, {"cron": "3 * *"},
+                {"interval_seconds": 0}):
+        with pytest.raises(ConfigError):
+            submit.schedule(str(spec_path), config, client=client, **bad)
