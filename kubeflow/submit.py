@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import kfp
+import urllib3
 import yaml
 
 from kubeflow.runner import TRAINERS, uses_s3
@@ -102,17 +103,33 @@ def connect(kubeflow_config, token_file=None, cookies_file=None, environ=None):
             cookies = f.read().strip()
     credentials = set_volume_credentials.ServiceAccountTokenVolumeCredentials(token_file) \
         if token_file else None
-    return kfp.Client(host=kf.endpoint, namespace=kf.namespace, cookies=cookies,
-                      credentials=credentials)
+    with _reachable(kf):
+        return kfp.Client(host=kf.endpoint, namespace=kf.namespace, cookies=cookies,
+                          credentials=credentials)
+
+
+@contextlib.contextmanager
+def _reachable(kf):
+    """Report a connection failure to `kubeflow.endpoint` as a ConfigError naming it."""
+    try:
+        yield
+    except urllib3.exceptions.HTTPError as error:
+        raise ConfigError(f"invalid configuration: Kubeflow Pipelines not reachable at "
+                          f"kubeflow.endpoint {kf.endpoint} ({error})") from error
+
+
+def require_spec(spec_path):
+    """ConfigError unless the compiled spec `spec_path` exists."""
+    if not os.path.isfile(spec_path):
+        raise ConfigError(f"invalid configuration: pipeline spec not found: {spec_path} "
+                          "(compile it first)")
 
 
 @contextlib.contextmanager
 def _package(spec_path, kf, enable_caching):
     """(package path, pipeline root) of `spec_path` for an upload, in a temporary directory;
     logs the steps KFP may serve from its cache."""
-    if not os.path.isfile(spec_path):
-        raise ConfigError(f"invalid configuration: pipeline spec not found: {spec_path} "
-                          "(compile it first)")
+    require_spec(spec_path)
     with tempfile.TemporaryDirectory() as tmp:
         package, compiled_root = kfp_package(spec_path, tmp, kf)
         with open(package, encoding="utf-8") as f:
@@ -131,7 +148,7 @@ def submit(spec_path, config, run_name=None, enable_caching=None, client=None):
     """
     kf = config.kubeflow
     client = client or connect(kf)
-    with _package(spec_path, kf, enable_caching) as (package, pipeline_root):
+    with _package(spec_path, kf, enable_caching) as (package, pipeline_root), _reachable(kf):
         result = client.create_run_from_pipeline_package(
             package, arguments={}, run_name=run_name or config.pipeline_name,
             experiment_name=kf.experiment, namespace=kf.namespace,
@@ -166,7 +183,7 @@ def schedule(spec_path, config, cron=None, interval_seconds=None, name=None,
     cron = kfp_cron(cron) if cron is not None else None
     kf = config.kubeflow
     client = client or connect(kf)
-    with _package(spec_path, kf, enable_caching) as (package, pipeline_root):
+    with _package(spec_path, kf, enable_caching) as (package, pipeline_root), _reachable(kf):
         experiment = client.create_experiment(kf.experiment, namespace=kf.namespace)
         result = client.create_recurring_run(
             experiment.experiment_id, name or f"{config.pipeline_name}-daily",

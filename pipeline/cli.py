@@ -215,6 +215,7 @@ def _kubeflow(args):
     if args.action == "emulate":
         return _emulate(args.pipeline, config, args.state, caching)
     from kubeflow import submit
+    submit.require_spec(args.pipeline)
     client = submit.connect(config.kubeflow, args.token_file, args.cookies_file)
     if args.action == "schedule":
         job_id = submit.schedule(args.pipeline, config, args.cron, args.interval_seconds,

@@ -247,6 +247,7 @@ def _fake_kfp_api():
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path):
@@ -333,6 +334,8 @@ def test_submit_sends_the_callers_token_and_cookies_to_a_multi_user_install(comp
         assert posts["/apis/v2beta1/experiments"]["namespace"] == "team-a"
     with pytest.raises(ConfigError, match="credentials file not found: .*missing"):
         submit.connect(config.kubeflow, str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="not reachable at kubeflow.endpoint"):
+        submit.submit(str(spec_path), config, client=client)   # the fake API has stopped
 
 
 def test_schedule_creates_a_recurring_run_of_the_spec_one_at_a_time(compiled, tmp_path):
