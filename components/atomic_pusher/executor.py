@@ -74,7 +74,9 @@ def push_atomically(model_path, base_directory, version=None, now=None):
                     publish(staging, final)
                     return str(version), final
                 except (OSError, tf.errors.OpError):
-                    if not fileio.exists(final):     # not a concurrent push taking the number
+                    # Only a local rename loses to a concurrent push taking the number; a
+                    # failed object-store copy must not go on into the next number.
+                    if "://" in final or not fileio.exists(final):
                         raise
             version += 1
     except BaseException:
