@@ -11,8 +11,13 @@ backend/src/apiserver, tags 2.0.0 to 2.17.0):
   (compiler/visitor.go, compiler/argocompiler/dag.go: "resolver executors not implemented").
   Importers are accepted but not emulated (this project compiles none).
 - Tasks run in dependency order (`dependentTasks`, compiler/argocompiler/dag.go).
+- Run parameters (apiserver/template/v2_template.go `validatePipelineJobInputs`): the root's
+  input parameters; a run may set them (number or string values as declared), one it does
+  not set takes its `defaultValue`; an unknown one, or a required one without a default, is
+  refused at run creation.
 - ExecutorInput (driver/driver.go `Container`, driver/resolve.go `resolveInputs`):
-  `inputs.parameterValues` from each task parameter's `runtimeValue.constant` (2.1 style);
+  `inputs.parameterValues` from each task parameter's `runtimeValue.constant` (2.1 style) or
+  `componentInputParameter` (a run parameter);
   `inputs.artifacts` from upstream outputs reloaded from metadata, with an empty `type`
   (metadata/client.go keeps no schema for reloaded artifacts); one output artifact per declared
   output, typed as the component declares, under
@@ -109,6 +114,38 @@ def _tasks(spec):
     return spec["root"]["dag"]["tasks"]
 
 
+_JSON_KINDS = {"NUMBER_DOUBLE": ((int, float), "double or integer", "number"),
+               "NUMBER_INTEGER": ((int, float), "double or integer", "number"),
+               "STRING": ((str,), "string", "string"), "BOOLEAN": ((bool,), "bool", "bool")}
+
+
+def run_parameters(spec, given=None):
+    """The run's parameter values: `given` (name -> JSON value) over the root's defaults, checked
+    as run creation checks them (BackendRefusal with the API server's message)."""
+    given = dict(given or {})
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    values = {}
+    for name, parameter in sorted(declared.items()):
+        if name in given:
+            value = given[name]
+            kinds, wanted, kind = _JSON_KINDS.get(parameter.get("parameterType"), ((), "", ""))
+            if not kinds or isinstance(value, bool) != (bool in kinds) or \
+                    not isinstance(value, kinds):
+                raise BackendRefusal(f"input parameter {name} requires type {wanted or 'unknown'}"
+                                     f", but the parameter value is not of {kind} value type")
+            values[name] = value
+        elif "defaultValue" in parameter:
+            values[name] = parameter["defaultValue"]
+        elif not parameter.get("isOptional"):
+            raise BackendRefusal(f"parameter {name} is not optional, yet has neither default "
+                                 "value nor user provided value")
+    extra = sorted(set(given) - set(declared))
+    if extra:
+        raise BackendRefusal("parameter(s) provided are not required by pipeline: "
+                             + ", ".join(extra))
+    return values
+
+
 def dependency_order(spec):
     """Task names, every task after the tasks it depends on (ties by name)."""
     tasks = _tasks(spec)
@@ -168,29 +205,34 @@ class Backend:
         self._cache_path = os.path.join(self.state_dir, "cache.json")
         self._ids_path = os.path.join(self.state_dir, "artifact_ids")
 
-    def run(self, package, pipeline_root, run_id=None, enable_caching=None):
+    def run(self, package, pipeline_root, run_id=None, enable_caching=None, parameters=None):
         """Run every task of `package` (a package path or a spec dict); returns
         {task: {"state": "COMPLETE" | "CACHED", "outputs": {key: artifact}, "cache_key",
         "seconds" (COMPLETE only)}}.
 
         `enable_caching` None keeps each task's compiled `cachingOptions`; True/False overrides
-        every task, as the kfp client's `enable_caching` argument does.
+        every task, as the kfp client's `enable_caching` argument does. `parameters`: the run's
+        parameter values (`run_parameters`).
         """
         spec, platform = load_package(package) if isinstance(package, str) else (package, None)
         spec = copy.deepcopy(spec)
         self._platform = platform or {}
         check_spec(spec)
+        values = run_parameters(spec, parameters)
         run_id = run_id or uuid.uuid4().hex
         # The run's root: <pipeline root>/<pipeline name>/<run id> (driver/driver.go
         # `GetPipeline`, metadata/client.go `GenerateOutputURI`).
         run_root = "/".join([pipeline_root.rstrip("/"), spec["pipelineInfo"]["name"], run_id])
         results = {}
         for name in dependency_order(spec):
-            results[name] = self.run_task(spec, name, run_root, run_id, results, enable_caching)
+            results[name] = self.run_task(spec, name, run_root, run_id, results, enable_caching,
+                                          values)
         return results
 
-    def run_task(self, spec, name, run_root, run_id, results, enable_caching=None):
-        """Run one task given the earlier tasks' `results` (as `run` returns them)."""
+    def run_task(self, spec, name, run_root, run_id, results, enable_caching=None,
+                 parameters=None):
+        """Run one task given the earlier tasks' `results` (as `run` returns them) and the run's
+        `parameters` (as `run_parameters` returns them)."""
         task = _tasks(spec)[name]
         component = spec["components"][task["componentRef"]["name"]]
         executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
@@ -199,7 +241,8 @@ class Backend:
         container = executor["container"]
         work = os.path.join(self.state_dir, "tasks", run_id, name)
         os.makedirs(work, exist_ok=True)
-        executor_input = self._executor_input(task, component, name, run_root, work, results)
+        executor_input = self._executor_input(task, component, name, run_root, work, results,
+                                              parameters or {})
         key = cache_key(executor_input, container, {
             k: v.get("parameterType", "") for k, v in
             component.get("outputDefinitions", {}).get("parameters", {}).items()})
@@ -249,12 +292,19 @@ class Backend:
         return self.env or dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
                                 + os.environ.get("PATH", ""))
 
-    def _executor_input(self, task, component, name, run_root, work, results):
+    def _executor_input(self, task, component, name, run_root, work, results, run_values):
         parameters = {}
         for key, value in task.get("inputs", {}).get("parameters", {}).items():
+            if "componentInputParameter" in value:
+                source = value["componentInputParameter"]
+                if source not in run_values:
+                    raise TaskFailed(f"task {name!r}: parent DAG does not have input parameter "
+                                     f"{source}")
+                parameters[key] = run_values[source]
+                continue
             if "runtimeValue" not in value:
-                raise BackendRefusal(f"task {name!r}: parameter {key!r} is not a constant "
-                                     "(only runtimeValue.constant is emulated)")
+                raise BackendRefusal(f"task {name!r}: parameter {key!r} is neither a constant nor "
+                                     "a run parameter (the only kinds emulated)")
             if "constant" not in value["runtimeValue"]:
                 # The 2.0 `constantValue` (driver/driver.go `resolveInputParameter`).
                 raise TaskFailed(f"task {name!r}: param runtime value spec of type "

@@ -20,13 +20,18 @@ Pipelines sends the latter, so there every repair is a no-op):
    zero-byte `<dir>/` objects when it creates a directory; the launcher downloads them as empty
    files, and the next task fails on "not a directory" (kubeflow/pipelines issue 13476, TFX
    1.15-1.17 on KFP 2.16). After the executor ran, the markers under each output URI are deleted.
+6. The pod's namespace. TFX's Kubernetes model server runner (InfraValidator) reads it from
+   `KFP_NAMESPACE`, which the KFP v1 compiler set; KFP v2 sets only `KFP_POD_NAME` and
+   `KFP_POD_UID` (backend/src/v2/compiler/argocompiler/common.go), so it is taken from the
+   pod's ServiceAccount namespace file.
 Besides, TensorFlow's thread pools follow the pod's cores (`LT4REC_POD_CPUS`, which the
 compiled spec sets from the CPU request, or the cgroup's CPU quota when lower), not the node's.
 
 4. ExampleGen's driver. TFX compiles the FileBasedExampleGen driver (span, version and input
    fingerprint) as a `lifecycle.preCacheCheck` hook, which only Vertex runs; the open-source
    backend ignores it. For an ExampleGen executor the driver runs here first, so the examples
-   carry the same span, version and fingerprint on both backends.
+   carry the same span, version and fingerprint on both backends. A run's `span` parameter
+   (ExampleGen's `requested_span`, 0: the newest) becomes the range config the driver resolves.
 
 5. S3-compatible stores. When the invocation names an s3:// or minio:// location, TensorFlow
    gets the s3:// filesystem (modules/filesystems.py) and minio:// (stock KFP's pipeline root,
@@ -51,6 +56,16 @@ _SPEC_FLAG = "--json_serialized_inputs_spec_args"
 _CLASS_FLAG = "--executor_class_path"
 POD_CPUS_ENV = "LT4REC_POD_CPUS"        # the cores the pod is sized for (kubeflow/runner.py)
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def set_kfp_namespace(environ, namespace_path=SA_NAMESPACE_FILE):
+    """Set `KFP_NAMESPACE` in `environ` from the pod's ServiceAccount namespace file when it is
+    unset and the file exists; returns the namespace (or None)."""
+    if "KFP_NAMESPACE" not in environ and os.path.isfile(namespace_path):
+        with open(namespace_path, encoding="utf-8") as f:
+            environ["KFP_NAMESPACE"] = f.read().strip()
+    return environ.get("KFP_NAMESPACE")
 
 
 def pod_cores(environ, cpu_max_path=CGROUP_CPU_MAX):
@@ -176,6 +191,10 @@ def _run_example_gen_driver(argv, executor_input):
     """
     from tfx.dsl.io import fileio
     from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver
+    from components.split_example_gen import spans
+    inputs = executor_input["inputs"]
+    inputs["parameterValues"] = spans.with_requested_span(inputs.get("parameterValues", {}))
+    argv = _with_flag(argv, _INPUT_FLAG, json.dumps(executor_input))
     driver.main(driver._parse_flags(argv))  # pylint: disable=protected-access
     with fileio.open(executor_input["outputs"]["outputFile"]) as f:
         written = json.loads(f.read()).get("artifacts", {})
@@ -205,6 +224,7 @@ def restore_minio_uris(output_file, executor_input):
 def main(argv):
     """Repair the ExecutorInput in `argv`, run TFX's entrypoint, clean the outputs' markers."""
     logging.set_verbosity(logging.INFO)
+    set_kfp_namespace(os.environ)
     cores = pod_cores(os.environ)
     if cores:
         size_thread_pools(cores)

@@ -20,13 +20,15 @@ import os
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
+from tfx.orchestration import data_types
+from tfx.proto import infra_validator_pb2
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.io import fileio
 
 from kubeflow import entrypoint
 from modules import filesystems
 from modules.config import Config, ConfigError
-from pipeline.pipeline import NEVER_CACHED, create_pipeline
+from pipeline.pipeline import NEVER_CACHED, RUN_PARAMETERS, create_pipeline
 
 TRAINERS = ("TicketSearch", "MTLTrainer")
 DEFAULT_OUTPUT = "lt4rec_pipeline.json"
@@ -54,7 +56,9 @@ def build(config):
     pipeline = create_pipeline(pipeline_root=kf.pipeline_root, data_root=kf.data_root,
                                serving_dir=kf.serving_dir, config=config,
                                beam_pipeline_args=beam_args,
-                               schema_path=kf.schema_path, statistics_dir=kf.statistics_dir)
+                               schema_path=kf.schema_path, statistics_dir=kf.statistics_dir,
+                               run_parameters=True,
+                               infra_validation=infra_validation(kf, config.pipeline_name))
     # A positive --direct_num_workers in kubeflow.beam_pipeline_args is the user's choice;
     # 0 (a worker per core of the node) becomes each Beam step's CPU request.
     chosen_workers = [arg for arg in kf.beam_pipeline_args
@@ -72,6 +76,31 @@ def build(config):
             # after the pipeline's own arguments, so it overrides their worker count
             component.with_beam_pipeline_args([f"--direct_num_workers={cpus}"])
     return pipeline
+
+
+def infra_validation(kf, model_name):
+    """The InfraValidator's specs (`create_components`): TF Serving (`kubeflow.serving_image`,
+    `serving_tag`) on Kubernetes, loading the candidate within `infra_validation_seconds` and
+    scoring 10 eval examples through `serving_default`, 3 tries; None when
+    `kubeflow.infra_validation` is off."""
+    if not kf.infra_validation:
+        return None
+    seconds = kf.infra_validation_seconds
+    return {
+        "serving_spec": infra_validator_pb2.ServingSpec(
+            tensorflow_serving=infra_validator_pb2.TensorFlowServing(
+                image_name=kf.serving_image, tags=[kf.serving_tag]),
+            kubernetes=infra_validator_pb2.KubernetesConfig(
+                service_account_name=kf.serving_service_account,
+                active_deadline_seconds=2 * seconds),     # a pod left behind ends by itself
+            model_name=model_name),
+        "validation_spec": infra_validator_pb2.ValidationSpec(
+            max_loading_time_seconds=seconds, num_tries=3),
+        "request_spec": infra_validator_pb2.RequestSpec(
+            tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(
+                signature_names=["serving_default"]),
+            split_name="eval", num_examples=10),
+    }
 
 
 def pod_cpus(resources):
@@ -106,10 +135,24 @@ def container_env(kf, component):
     return [{"name": name, "value": value} for name, value in sorted(env.items())]
 
 
+def declare_run_parameters(pipeline_spec, pipeline):
+    """Give each run parameter of `pipeline_spec` (its root's input parameters, which TFX
+    declares without a value) the default and description of `pipeline`'s RuntimeParameter:
+    a run that does not set it gets the compiled value (the backend refuses a parameter with
+    neither, apiserver/template/v2_template.go)."""
+    declared = pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for component in pipeline.components:
+        for value in component.exec_properties.values():
+            if isinstance(value, data_types.RuntimeParameter) and value.name in declared:
+                declared[value.name].update(defaultValue=value.default,
+                                            description=RUN_PARAMETERS[value.name])
+
+
 class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
-    """KubeflowV2DagRunner whose job spec keeps the `NEVER_CACHED_ON_KUBEFLOW` steps uncached
-    and gives every container its component's ResourceSpec (TFX's step builder drops it for
-    ExampleGen, whose container it builds separately).
+    """KubeflowV2DagRunner whose job spec gives the run parameters their defaults, keeps the
+    `NEVER_CACHED_ON_KUBEFLOW` steps uncached and gives every container its component's
+    ResourceSpec (TFX's step builder drops it for ExampleGen, whose container it builds
+    separately).
 
     The tfx CLI patches the base class's `run` (and its output location); this `run` goes
     through it and writes the finished spec where it pointed.
@@ -123,6 +166,7 @@ class KubeflowRunner(tfx.orchestration.experimental.KubeflowV2DagRunner):
         job = super().run(pipeline, parameter_values, write_out=False)
         if job is None:                  # the CLI's patcher skipped the real run
             return None
+        declare_run_parameters(job["pipelineSpec"], pipeline)
         tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
         for name in NEVER_CACHED_ON_KUBEFLOW:
             tasks[name]["cachingOptions"] = {"enableCache": False}

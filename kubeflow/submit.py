@@ -11,6 +11,7 @@ import yaml
 
 from kubeflow.runner import TRAINERS, uses_s3
 from modules.config import ConfigError
+from modules.evaluation import GATE_PARAMETERS, gated_config
 
 SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"   # the KFP SDK's in-pod default
 
@@ -47,6 +48,57 @@ def platform_spec(pipeline_spec, kubeflow_config):
     if not executors:
         return None
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def read_pipeline_spec(spec_path):
+    """The PipelineSpec (dict) of a compiled spec file (TFX's job JSON, or a spec itself)."""
+    require_spec(spec_path)
+    with open(spec_path, encoding="utf-8") as f:
+        job = json.load(f)
+    return job.get("pipelineSpec", job)
+
+
+def parse_assignments(assignments):
+    """{NAME: VALUE} of command-line `NAME=VALUE` strings; ConfigError for one without `=`."""
+    values = {}
+    for assignment in assignments or []:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"invalid run parameter {assignment!r}: expected NAME=VALUE")
+        values[name] = value
+    return values
+
+
+_CONVERSIONS = {"NUMBER_INTEGER": (int, "an integer"), "NUMBER_DOUBLE": (float, "a number"),
+                "STRING": (str, "a string")}
+
+
+def run_arguments(pipeline_spec, values):
+    """The run parameter values (name -> value, strings converted to the declared type) a run of
+    `pipeline_spec` sends; ConfigError naming a parameter the spec does not declare (listing
+    those it does), a value of the wrong type, a negative span, or gate values the compiled
+    Evaluator would refuse."""
+    declared = pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    arguments = {}
+    for name, value in (values or {}).items():
+        if name not in declared:
+            known = "; ".join(f"{n} ({p.get('description', p.get('parameterType'))}, default "
+                              f"{p.get('defaultValue')!r})" for n, p in sorted(declared.items()))
+            raise ConfigError(f"invalid run parameter {name!r}: the pipeline declares "
+                              f"{known or 'none'}")
+        convert, kind = _CONVERSIONS[declared[name]["parameterType"]]
+        try:
+            arguments[name] = convert(value)
+        except ValueError:
+            raise ConfigError(f"invalid run parameter {name}={value!r}: must be {kind}") from None
+    if arguments.get("span", 0) < 0:
+        raise ConfigError(f"invalid run parameter span={arguments['span']}: a span number "
+                          "(>= 1), or 0 for the newest")
+    if set(arguments) & set(GATE_PARAMETERS):
+        evaluator = pipeline_spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]
+        gated_config(evaluator["config_json"]["runtimeValue"]["constant"],
+                     **{name: arguments.get(name) for name in GATE_PARAMETERS})
+    return arguments
 
 
 def cached_steps(pipeline_spec, enable_caching=None):
@@ -138,19 +190,23 @@ def _package(spec_path, kf, enable_caching):
         yield package, kf.pipeline_root or compiled_root
 
 
-def submit(spec_path, config, run_name=None, enable_caching=None, client=None):
+def submit(spec_path, config, run_name=None, enable_caching=None, client=None,
+           parameters=None):
     """Create a run of `spec_path` on `config.kubeflow.endpoint`; returns the run id.
 
+    `parameters` sets run parameters ({name: value}, see `run_arguments`); the others keep
+    their compiled defaults.
     The pipeline root is `kubeflow.pipeline_root` (else the one compiled into the spec).
     `enable_caching` None keeps the compiled per-step caching (ImportExampleGen, ImportSchemaGen
     and BaselineModel never cached); True would make the kfp client cache every step, stale
     examples included; False runs every step. `client`: `connect`'s (default: no credentials).
     """
     kf = config.kubeflow
+    arguments = run_arguments(read_pipeline_spec(spec_path), parameters)
     client = client or connect(kf)
     with _package(spec_path, kf, enable_caching) as (package, pipeline_root), _reachable(kf):
         result = client.create_run_from_pipeline_package(
-            package, arguments={}, run_name=run_name or config.pipeline_name,
+            package, arguments=arguments, run_name=run_name or config.pipeline_name,
             experiment_name=kf.experiment, namespace=kf.namespace,
             pipeline_root=pipeline_root, enable_caching=enable_caching)
     return result.run_id
@@ -167,9 +223,10 @@ def kfp_cron(expression):
 
 
 def schedule(spec_path, config, cron=None, interval_seconds=None, name=None,
-             enable_caching=None, client=None):
+             enable_caching=None, client=None, parameters=None):
     """Create a recurring run of `spec_path`: every `cron` (five or six fields, in the
-    scheduler's time zone) or every `interval_seconds`; returns its id.
+    scheduler's time zone) or every `interval_seconds`, with `parameters` as for `submit`;
+    returns its id.
 
     Each run reads the newest span under the data root (ExampleGen's driver resolves it when the
     run starts). At most one run at a time, and no catch-up: runs missed while the schedule was
@@ -182,6 +239,10 @@ def schedule(spec_path, config, cron=None, interval_seconds=None, name=None,
         raise ConfigError(f"invalid interval: {interval_seconds} seconds (must be > 0)")
     cron = kfp_cron(cron) if cron is not None else None
     kf = config.kubeflow
+    arguments = run_arguments(read_pipeline_spec(spec_path), parameters)
+    if arguments.get("span"):
+        raise ConfigError("invalid run parameter span for a recurring run: each run reads the "
+                          "newest span (set a span for one run with submit)")
     client = client or connect(kf)
     with _package(spec_path, kf, enable_caching) as (package, pipeline_root), _reachable(kf):
         experiment = client.create_experiment(kf.experiment, namespace=kf.namespace)
@@ -189,6 +250,7 @@ def schedule(spec_path, config, cron=None, interval_seconds=None, name=None,
             experiment.experiment_id, name or f"{config.pipeline_name}-daily",
             cron_expression=cron,
             interval_second=interval_seconds, max_concurrency=1, no_catchup=True,
+            params=arguments,
             pipeline_package_path=package, pipeline_root=pipeline_root,
             enable_caching=enable_caching)
     return result.recurring_run_id

@@ -285,6 +285,16 @@ class KubeflowConfig:
     s3_secret: str = ""
     s3_secret_keys: Dict[str, str] = dataclasses.field(default_factory=lambda: {
         "accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"})
+    # Push gate: before a push, the InfraValidator starts a TF Serving pod of this image and tag
+    # on the candidate (staged into it by our image, so any store works), waits up to
+    # `infra_validation_seconds` for it to load, and scores a few eval examples through it
+    # (components/infra_validator). The pod runs as `serving_service_account` (empty: the
+    # pipeline's own); the pipeline's account needs the right to create pods.
+    infra_validation: bool = True
+    serving_image: str = "tensorflow/serving"
+    serving_tag: str = "2.16.1"
+    serving_service_account: str = ""
+    infra_validation_seconds: int = 600
 
 
 @dataclasses.dataclass
@@ -436,6 +446,9 @@ class Config:
                "data.window_spans", self.data.window_spans, "must be an integer >= 1")
         _check(isinstance(self.kubeflow.trainer_gpus, int) and self.kubeflow.trainer_gpus >= 0,
                "kubeflow.trainer_gpus", self.kubeflow.trainer_gpus, "must be an integer >= 0")
+        _check(_is_int(self.kubeflow.infra_validation_seconds) and
+               self.kubeflow.infra_validation_seconds >= 1, "kubeflow.infra_validation_seconds",
+               self.kubeflow.infra_validation_seconds, "must be an integer >= 1")
         for toleration in self.kubeflow.gpu_tolerations:
             _check(isinstance(toleration, dict) and set(toleration) <= _TOLERATION_FIELDS,
                    "kubeflow.gpu_tolerations", toleration,

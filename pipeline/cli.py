@@ -64,6 +64,10 @@ def _parser():
     kf.add_argument("--no-cache", action="store_true",
                     help="submit/schedule/emulate: run every step (default: the compiled "
                          "per-step caching)")
+    kf.add_argument("--param", action="append", metavar="NAME=VALUE",
+                    help="submit/schedule/emulate: set a run parameter of the compiled spec "
+                         "(data_root, span, auc_lower_bound, max_auc_regression, gates; "
+                         "repeatable; the others keep their compiled values)")
     kf.add_argument("--cron", help="schedule: when to run, a cron expression (e.g. "
                     "'0 3 * * *': 03:00 daily; a sixth leading field gives seconds)")
     kf.add_argument("--interval-seconds", type=int,
@@ -212,24 +216,31 @@ def _kubeflow(args):
         print(f"wrote {runner.compile_spec(config, directory, name)}")
         return 0
     caching = False if args.no_cache else None
-    if args.action == "emulate":
-        return _emulate(args.pipeline, config, args.state, caching)
     from kubeflow import submit
-    submit.require_spec(args.pipeline)
+    # Refused before anything connects or runs: a missing spec, an unknown or ill-typed value.
+    parameters = submit.run_arguments(submit.read_pipeline_spec(args.pipeline),
+                                      submit.parse_assignments(args.param))
+    if args.action == "emulate":
+        return _emulate(args.pipeline, config, args.state, caching, parameters)
     client = submit.connect(config.kubeflow, args.token_file, args.cookies_file)
     if args.action == "schedule":
         job_id = submit.schedule(args.pipeline, config, args.cron, args.interval_seconds,
-                                 enable_caching=caching, client=client)
+                                 enable_caching=caching, client=client, parameters=parameters)
         print(f"scheduled recurring run {job_id} on {config.kubeflow.endpoint}")
         return 0
-    run_id = submit.submit(args.pipeline, config, enable_caching=caching, client=client)
+    run_id = submit.submit(args.pipeline, config, enable_caching=caching, client=client,
+                           parameters=parameters)
     print(f"submitted run {run_id} to {config.kubeflow.endpoint}")
     return 0
 
 
-def _emulate(spec, config, state, enable_caching):
+def _emulate(spec, config, state, enable_caching, parameters):
     import tempfile
     from kubeflow import backend_emulator, submit
+    if "InfraValidator" in submit.read_pipeline_spec(spec)["root"]["dag"]["tasks"]:
+        print("lt4rec: warning: the spec has the InfraValidator push gate, which needs a "
+              "Kubernetes API to start TF Serving in: here it refuses every push (compile with "
+              "kubeflow.infra_validation: false to emulate)", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         package, _ = submit.kfp_package(spec, tmp, config.kubeflow)
         kf = config.kubeflow
@@ -238,7 +249,8 @@ def _emulate(spec, config, state, enable_caching):
                                   if env in os.environ}} if kf.s3_secret else {}
         try:
             results = backend_emulator.Backend(state, secrets=secrets).run(
-                package, config.kubeflow.pipeline_root, enable_caching=enable_caching)
+                package, config.kubeflow.pipeline_root, enable_caching=enable_caching,
+                parameters=parameters)
         except (backend_emulator.BackendRefusal, backend_emulator.TaskFailed) as error:
             print(f"lt4rec: {error}", file=sys.stderr)
             return 1

@@ -4,12 +4,13 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.proto import example_gen_pb2
 from tfx.utils import io_utils
 
 from components.atomic_pusher.component import AtomicPusher
 from components.baseline_model.component import BaselineModel
 from components.evaluator.component import Evaluator
+from components.infra_validator.component import InfraValidator
 from components.mtl_trainer.component import MTLTrainer
 from components.split_example_gen.component import SplitExampleGen
 from components.split_example_gen import spans
@@ -22,7 +23,7 @@ from modules.serving_dir import newest_version
 from pipeline.fingerprint import (EXAMPLE_GEN_CODE, TICKET_CODE, TRAINER_CODE, TRANSFORM_CODE,
                                   code_fingerprint)
 from pipeline import summary
-from pipeline.evaluation import eval_config
+from modules.evaluation import eval_config, gate_values
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema", "schema.pbtxt")
@@ -31,9 +32,21 @@ PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 TRANSFORM_SECTIONS = ("spec", "data", "vocab")
 TICKET_SECTIONS = ("spec", "data", "vocab", "input", "model", "ticket")
 TRAINER_SECTIONS = TICKET_SECTIONS + ("mtl",)
+EVALUATOR_SECTIONS = ("spec", "evaluation")
 # Nodes whose real input lies outside the artifact graph (the serving directory): every runner
 # runs them afresh instead of serving them from its cache.
 NEVER_CACHED = ("BaselineModel",)
+# The run parameters of the Kubeflow pipeline (`create_pipeline(run_parameters=True)`): what each
+# sets. Their defaults are the compiled values.
+RUN_PARAMETERS = {
+    "data_root": "where ExampleGen reads the data (in the layout of the compiled data root)",
+    "span": "the span to read in the spans layout (span-<N> directories); 0: the newest",
+    "auc_lower_bound": "evaluation.auc_lower_bound: every task's AUC lower bound",
+    "max_auc_regression": "evaluation.max_auc_regression: every task's allowed AUC drop "
+                          "against the pushed model",
+    "gates": "evaluation.gates as JSON, per task or product (replaces the compiled mapping), "
+             'e.g. {"<task>": {"auc_lower_bound": 0.6}}',
+}
 
 
 def reads_spans(data_root, config):
@@ -72,8 +85,7 @@ def split_configs(data_root, config, span=None, schema_path=None):
                 raise ConfigError(f"{error} (data.layout: spans)") from None
             base = os.path.join(data_root, f"span-{probed}")
         if span is not None:
-            range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-                start_span_number=span, end_span_number=span))
+            range_config = spans.range_config(span)
     elif span is not None:
         raise ConfigError(f"invalid configuration: a span ({span}) was asked for, but "
                           f"{data_root!r} is not in the spans layout (span-<N> directories; "
@@ -143,18 +155,35 @@ def pushed_source(serving_dir):
     return newest_version(serving_dir) or serving_dir
 
 
+def _run_parameter(name, value, declared):
+    """`value`, or with `declared` the run parameter `name` (a RUN_PARAMETERS key) it defaults
+    to."""
+    return tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(value), default=value) \
+        if declared else value
+
+
 def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, span=None,
-                      statistics_dir=None):
+                      statistics_dir=None, run_parameters=False, infra_validation=None):
     """All pipeline nodes, in dependency order (`span`: see `split_configs`; the daily settings
     left at "auto" are decided by the layout: `Config.for_layout`). The validator keeps each
-    passed span's train statistics under `statistics_dir` for the next span's drift check."""
+    passed span's train statistics under `statistics_dir` for the next span's drift check.
+    With `run_parameters`, the data root, the span (spans layout only) and the gates are run
+    parameters (`RUN_PARAMETERS`) defaulting to these values; what `data_root` is probed for
+    at compile time (its layout and splits) then holds for every run. `infra_validation` (the
+    InfraValidator's serving, validation and request specs) adds the model server check to the
+    push gate."""
     input_config, output_config, options, range_config = split_configs(
         data_root, config, span, schema_path)
-    config = config.for_layout(reads_spans(data_root, config))
+    spans_layout = reads_spans(data_root, config)
+    config = config.for_layout(spans_layout)
+    requested_span = None
+    if run_parameters and spans_layout:
+        requested_span, range_config = _run_parameter("span", span or 0, True), None
     # Kept under ImportExampleGen's node id: it is one, with our splitting.
     example_gen = SplitExampleGen(
-        input_base=data_root, input_config=input_config, output_config=output_config,
-        split_options=options, range_config=range_config).with_id("ImportExampleGen")
+        input_base=_run_parameter("data_root", data_root, run_parameters),
+        input_config=input_config, output_config=output_config, split_options=options,
+        range_config=range_config, requested_span=requested_span).with_id("ImportExampleGen")
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"])
@@ -188,22 +217,31 @@ def create_components(data_root, serving_dir, config, schema_path=SCHEMA_PATH, s
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline_model"], schema=schema_gen.outputs["schema"],
-        eval_config=eval_config(config),
-        example_splits=["eval"])
+        eval_config=eval_config(config), example_splits=["eval"],
+        config_json=config.to_json(EVALUATOR_SECTIONS),
+        gates={name: _run_parameter(name, value, run_parameters)
+               for name, value in gate_values(config).items()})
+    infra_validator = InfraValidator(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+        **infra_validation) if infra_validation else None
     pusher = AtomicPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
     return [c for c in (example_gen, schema_gen, statistics_gen, example_validator, transform,
-                        ticket_search, trainer, baseline, evaluator, pusher) if c is not None]
+                        ticket_search, trainer, baseline, evaluator, infra_validator, pusher)
+            if c is not None]
 
 
 def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
                     metadata_connection_config=None, enable_cache=True, beam_pipeline_args=None,
-                    schema_path=SCHEMA_PATH, span=None, statistics_dir=None):
+                    schema_path=SCHEMA_PATH, span=None, statistics_dir=None, run_parameters=False,
+                    infra_validation=None):
     """Build the lt4rec pipeline; the runner (local or Kubeflow) decides where it runs. It reads
     the newest span of a spans layout, or `span`. `statistics_dir` keeps each passed span's
     statistics for the next span's drift check (`checks.drift`; None: no drift check).
+    `run_parameters`, `infra_validation`: see `create_components` (the Kubeflow pipeline's).
 
     Raises ConfigError (naming the field) before anything is built if `config` is invalid.
     """
@@ -215,7 +253,7 @@ def create_pipeline(pipeline_root, data_root, serving_dir, config=None,
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=create_components(data_root, serving_dir, config, schema_path, span,
-                                     statistics_dir),
+                                     statistics_dir, run_parameters, infra_validation),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None

@@ -1,5 +1,6 @@
 """The open-source KFP backend emulation on toy specs (fast), and the pod entrypoint's repairs."""
 import json
+import re
 import sys
 
 import pytest
@@ -112,6 +113,52 @@ def test_run_creation_refuses_what_the_api_server_and_compiler_refuse(backend, t
     spec["deploymentSpec"]["executors"]["first_executor"] = {"customJob": {}}
     with pytest.raises(BackendRefusal, match="non-container and non-importer"):
         backend.run(spec, str(tmp_path))
+
+
+def _with_run_parameters(spec):
+    """`spec` whose task `first` reads its `n` and `root` from the run parameters `rows`
+    (default 3) and `where` (default "/data")."""
+    spec["root"]["inputDefinitions"] = {"parameters": {
+        "rows": {"parameterType": "NUMBER_INTEGER", "defaultValue": 3},
+        "where": {"parameterType": "STRING", "defaultValue": "/data"}}}
+    spec["root"]["dag"]["tasks"]["first"]["inputs"]["parameters"] = {
+        "n": {"componentInputParameter": "rows"}, "root": {"componentInputParameter": "where"}}
+    return spec
+
+
+def test_run_parameters_take_their_defaults_or_the_runs_values(backend, tmp_path):
+    spec = _with_run_parameters(_toy_spec(cache=True))
+    first = backend.run(spec, str(tmp_path / "root"), run_id="r1")
+    second = backend.run(spec, str(tmp_path / "root"), run_id="r2", parameters={"rows": 5})
+    assert [e["inputs"]["parameterValues"] for e in _logged(backend)[::2]] == [
+        {"n": 3, "root": "/data"}, {"n": 5, "root": "/data"}]
+    # A value a run sets is part of the cache key: the task ran again.
+    assert second["first"]["state"] == "COMPLETE"
+    assert second["first"]["cache_key"] != first["first"]["cache_key"]
+    assert backend.run(spec, str(tmp_path / "root"), run_id="r3")["first"]["state"] == "CACHED"
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"rows": "5"}, "input parameter rows requires type double or integer, but the parameter "
+                    "value is not of number value type"),
+    ({"where": 7}, "input parameter where requires type string"),
+    ({"rows": True}, "input parameter rows requires type double or integer"),
+    ({"columns": 2}, "parameter(s) provided are not required by pipeline: columns"),
+])
+def test_run_creation_refuses_unknown_or_ill_typed_run_parameters(backend, tmp_path, parameters,
+                                                                  message):
+    with pytest.raises(BackendRefusal, match=re.escape(message)):
+        backend.run(_with_run_parameters(_toy_spec()), str(tmp_path / "r"), parameters=parameters)
+    assert not backend.log.exists()
+
+
+def test_run_creation_refuses_a_run_parameter_without_value_or_default(backend, tmp_path):
+    spec = _with_run_parameters(_toy_spec())
+    del spec["root"]["inputDefinitions"]["parameters"]["rows"]["defaultValue"]
+    with pytest.raises(BackendRefusal, match="parameter rows is not optional, yet has neither"):
+        backend.run(spec, str(tmp_path / "r"))
+    assert backend.run(spec, str(tmp_path / "r"), parameters={"rows": 2})["first"]["state"] \
+        == "COMPLETE"
 
 
 def test_a_pipeline_job_json_is_not_a_package(tmp_path):

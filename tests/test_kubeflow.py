@@ -28,7 +28,7 @@ PIPELINE_ROOT = "gs://example-bucket/lt4rec/root"
 SPEC_TOP_K = 7777
 COMPONENTS = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "StrictExampleValidator",
               "Transform", "TicketSearch", "MTLTrainer", "BaselineModel", "Evaluator",
-              "AtomicPusher")
+              "InfraValidator", "AtomicPusher")
 TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 UPSTREAM = {
@@ -39,7 +39,8 @@ UPSTREAM = {
     "MTLTrainer": {"Transform", "ImportSchemaGen", "TicketSearch"},
     "BaselineModel": {"MTLTrainer"},
     "Evaluator": {"ImportExampleGen", "ImportSchemaGen", "MTLTrainer", "BaselineModel"},
-    "AtomicPusher": {"MTLTrainer", "Evaluator"},
+    "InfraValidator": {"ImportExampleGen", "MTLTrainer"},
+    "AtomicPusher": {"MTLTrainer", "Evaluator", "InfraValidator"},
 }
 
 
@@ -89,10 +90,12 @@ def test_spec_is_schema_2_1_with_container_executors_only(compiled):
     assert spec["schemaVersion"] == "2.1.0"
     executors = spec["deploymentSpec"]["executors"]
     assert all(set(e) == {"container"} for e in executors.values()), executors.keys()
+    declared = spec["root"]["inputDefinitions"]["parameters"]
     for name in COMPONENTS:                  # 2.1 parameters: google.protobuf.Value constants
         for value in spec["root"]["dag"]["tasks"][name].get("inputs", {}).get(
-                "parameters", {}).values():
-            assert set(value["runtimeValue"]) == {"constant"}, name
+                "parameters", {}).values():  # or run parameters the spec declares
+            assert set(value.get("runtimeValue", {"constant": 0})) == {"constant"}, name
+            assert value.get("componentInputParameter", "data_root") in declared, name
 
 
 def test_steps_reading_outside_the_artifact_graph_are_never_cached(compiled):
@@ -379,3 +382,129 @@ def test_schedule_creates_a_recurring_run_of_the_spec_one_at_a_time(compiled, tm
                 {"interval_seconds": 0}):
         with pytest.raises(ConfigError):
             submit.schedule(str(spec_path), config, client=client, **bad)
+
+
+def _parameters(spec):
+    return spec["root"]["inputDefinitions"]["parameters"]
+
+
+def test_the_data_root_and_gates_are_run_parameters_defaulting_to_the_compiled_values(compiled):
+    spec = compiled["pipelineSpec"]
+    parameters = _parameters(spec)
+    assert {name: (p["parameterType"], p["defaultValue"]) for name, p in parameters.items()} == {
+        "data_root": ("STRING", "gs://your-bucket/lt4rec/data"),
+        "auc_lower_bound": ("NUMBER_DOUBLE", 0.0), "max_auc_regression": ("NUMBER_DOUBLE", 1.0),
+        "gates": ("STRING", "{}")}                 # a flat data root: no span parameter
+    assert all(p["description"] for p in parameters.values())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["ImportExampleGen"]["inputs"]["parameters"]["input_base"] == {
+        "componentInputParameter": "data_root"}
+    evaluator = tasks["Evaluator"]["inputs"]["parameters"]
+    assert {key: evaluator[key] for key in ("auc_lower_bound", "max_auc_regression",
+                                             "gates_json")} == {
+        "auc_lower_bound": {"componentInputParameter": "auc_lower_bound"},
+        "max_auc_regression": {"componentInputParameter": "max_auc_regression"},
+        "gates_json": {"componentInputParameter": "gates"}}
+    # Nothing else reads a run parameter.
+    readers = {name for name, task in tasks.items() for value in task.get("inputs", {}).get(
+        "parameters", {}).values() if "componentInputParameter" in value}
+    assert readers == {"ImportExampleGen", "Evaluator"}
+
+
+def test_a_spans_layout_declares_the_span_a_run_may_ask_for(tmp_path):
+    from kubeflow import runner
+    config = json.loads(tiny_pipeline_config().to_json())
+    config["data"]["layout"] = "spans"
+    config["evaluation"]["gates"] = {"cvr": {"auc_lower_bound": 0.6}}
+    from modules.config import Config
+    job = json.loads(open(runner.compile_spec(Config.from_dict(config), str(tmp_path))).read())
+    parameters = _parameters(job["pipelineSpec"])
+    assert (parameters["span"]["parameterType"], parameters["span"]["defaultValue"]) == (
+        "NUMBER_INTEGER", 0)                      # 0: the newest span
+    assert json.loads(parameters["gates"]["defaultValue"]) == {"cvr": {"auc_lower_bound": 0.6}}
+    example_gen = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportExampleGen"]
+    assert example_gen["inputs"]["parameters"]["requested_span"] == {
+        "componentInputParameter": "span"}
+    assert "range_config" not in example_gen["inputs"]["parameters"]
+
+
+def test_submit_sends_the_run_parameters_typed_and_the_caching_flag(compiled, tmp_path, capsys):
+    from pipeline import cli
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(compiled))
+    with _fake_kfp_api() as endpoint:
+        args = ["kubeflow", "submit", "--pipeline", str(spec_path), "--endpoint", endpoint]
+        assert cli.main(args + ["--param", "data_root=gs://other/day-2", "--param",
+                                "auc_lower_bound=0.7", "--param",
+                                'gates={"cvr": {"max_auc_regression": 0}}', "--no-cache"]) == 0
+        assert "submitted run run-42" in capsys.readouterr().out
+        runs = [body for method, path, body in _FakeKfpApi.requests
+                if method == "POST" and path.startswith("/apis/v2beta1/runs")]
+        # Refused before anything is sent: an unknown name (the declared ones are listed), an
+        # ill-typed value, gate values the Evaluator would refuse.
+        for bad, message in (("span=3", "invalid run parameter 'span': the pipeline declares "
+                                        "auc_lower_bound"),
+                             ("auc_lower_bound=high", "auc_lower_bound='high': must be a number"),
+                             ("auc_lower_bound=2", "evaluation.auc_lower_bound"),
+                             ("gates={cvr", "run parameter gates: not JSON"),
+                             ("data_root", "expected NAME=VALUE")):
+            assert cli.main(args + ["--param", bad]) == 2, bad
+            assert message in capsys.readouterr().err, bad
+        assert len([1 for method, path, _ in _FakeKfpApi.requests if method == "POST"]) == 2
+    (run,) = runs
+    assert run["runtime_config"]["parameters"] == {
+        "data_root": "gs://other/day-2", "auc_lower_bound": 0.7,
+        "gates": '{"cvr": {"max_auc_regression": 0}}'}
+    tasks = run["pipeline_spec"]["root"]["dag"]["tasks"]          # no platform spec: not nested
+    assert all(not task.get("cachingOptions", {}).get("enableCache") for task in tasks.values())
+
+
+def test_a_recurring_run_takes_run_parameters_but_not_a_span(compiled, tmp_path):
+    from kubeflow import submit
+    from modules.config import Config, ConfigError
+    spec = json.loads(json.dumps(compiled))
+    _parameters(spec["pipelineSpec"])["span"] = {"parameterType": "NUMBER_INTEGER",
+                                                 "defaultValue": 0}
+    spec_path = tmp_path / "pipeline.json"
+    spec_path.write_text(json.dumps(spec))
+    with _fake_kfp_api() as endpoint:
+        config = Config.from_dict({"kubeflow": {"endpoint": endpoint}})
+        with pytest.raises(ConfigError, match="each run reads the newest span"):
+            submit.schedule(str(spec_path), config, cron="0 3 * * *", parameters={"span": "4"})
+        assert submit.schedule(str(spec_path), config, cron="0 3 * * *",
+                               parameters={"max_auc_regression": "0.005"}) == "rr-7"
+    (body,) = [body for method, path, body in _FakeKfpApi.requests
+               if method == "POST" and path.startswith("/apis/v2beta1/recurringruns")]
+    assert body["runtime_config"]["parameters"] == {"max_auc_regression": 0.005}
+
+
+def test_the_push_waits_for_tf_serving_to_load_and_answer_on_kubeflow_only(compiled, tmp_path):
+    """On Kubeflow the InfraValidator (TF Serving on Kubernetes, LOAD_AND_QUERY on eval examples)
+    gates the push beside the Evaluator; a local run, with no model server, has no such node."""
+    from tfx.proto import infra_validator_pb2
+    from tfx.utils import proto_utils
+    from pipeline.pipeline import create_pipeline
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    pusher = tasks["AtomicPusher"]["inputs"]["artifacts"]
+    assert pusher["infra_blessing"]["taskOutputArtifact"] == {
+        "producerTask": "InfraValidator", "outputArtifactKey": "blessing"}
+    parameters = {key: value["runtimeValue"]["constant"]
+                  for key, value in tasks["InfraValidator"]["inputs"]["parameters"].items()}
+    serving = proto_utils.json_to_proto(parameters["serving_spec"],
+                                        infra_validator_pb2.ServingSpec())
+    assert (serving.tensorflow_serving.image_name, list(serving.tensorflow_serving.tags),
+            serving.WhichOneof("serving_platform"), serving.model_name) == (
+        "tensorflow/serving", ["2.16.1"], "kubernetes", "lt4rec")
+    request = proto_utils.json_to_proto(parameters["request_spec"],
+                                        infra_validator_pb2.RequestSpec())
+    assert (list(request.tensorflow_serving.signature_names), request.split_name) == (
+        ["serving_default"], "eval")                     # LOAD_AND_QUERY: examples are queried
+    assert tasks["InfraValidator"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"][
+        "producerTask"] == "ImportExampleGen"
+    executor = compiled["pipelineSpec"]["deploymentSpec"]["executors"]["InfraValidator_executor"]
+    assert "components.infra_validator.executor.Executor" in executor["container"]["args"]
+    local = create_pipeline(str(tmp_path / "root"), str(tmp_path / "data"),
+                            str(tmp_path / "serving"), tiny_pipeline_config())
+    ids = [component.id for component in local.components]
+    assert "InfraValidator" not in ids and "AtomicPusher" in ids
+    assert "infra_blessing" not in local.components[-1].inputs

@@ -40,7 +40,8 @@ def _config(root):
         "image": "lt4rec-tfx:ci", "pipeline_root": str(root / "pipeline_root"),
         "data_root": str(root / "data"), "serving_dir": str(root / "serving"),
         "statistics_dir": str(root / "statistics"), "schema_path": SCHEMA_PATH, "trainer_gpus": 0,
-        "beam_pipeline_args": config["beam_pipeline_args"]})
+        "beam_pipeline_args": config["beam_pipeline_args"],
+        "infra_validation": False})                   # no Kubernetes API to start TF Serving
     config["spec"]["tasks"].append(FINISH)
     return Config.from_dict(config)
 
@@ -174,3 +175,49 @@ def test_a_spec_compiled_as_tfx_does_by_default_is_refused(runs, tmp_path):
             output_dir=str(tmp_path), output_filename="legacy.json").run(pipeline, write_out=False)
         with pytest.raises(backend_emulator.BackendRefusal, match=message):
             Backend(str(tmp_path / "b")).run(job["pipelineSpec"], str(tmp_path / "root"))
+
+
+@pytest.fixture(scope="module")
+def overridden(runs):
+    """Run 3 of the same package with run parameters: another data root, an unreachable AUC
+    lower bound."""
+    root = runs["root"]
+    third = runs["backend"].run(runs["package"], runs["config"].kubeflow.pipeline_root,
+                                run_id="run-3", parameters={"data_root": str(root / "new"),
+                                                            "auc_lower_bound": 0.999})
+    return third
+
+
+def test_a_run_reads_the_data_root_and_gates_by_the_bounds_its_parameters_set(runs, overridden):
+    examples = _outputs(overridden, "ImportExampleGen")["examples"]
+    assert _count_examples(examples["uri"]) == NEW_ROWS          # only the files under new/
+    evaluation = _outputs(overridden, "Evaluator")["evaluation"]["uri"]
+    failures = tfma.load_validation_result(evaluation).metric_validations_per_slice
+    bounds = {round(f.metric_threshold.value_threshold.lower_bound.value, 3)
+              for s in failures for f in s.failures}
+    assert bounds == {0.999}                  # every task failed the run's bound, nothing else
+    assert _outputs(overridden, "Evaluator")["blessing"]["metadata"]["blessed"] == 0
+    assert _outputs(overridden, "AtomicPusher")["pushed_model"]["metadata"]["pushed"] == 0
+    assert len(os.listdir(runs["root"] / "serving")) == 2        # runs 1 and 2 only
+
+
+def test_a_run_reads_the_span_its_parameter_asks_for(tmp_path):
+    """In the spans layout, `span` picks the day ExampleGen reads (0: the newest), resolved by
+    the driver in the pod (it never reads the other day's files)."""
+    synthetic_data.write_spans(str(tmp_path / "data"), 2, rows=200, seed=5)
+    config = json.loads(_config(tmp_path).to_json())
+    config["data"].update(layout="spans", window_spans=1)
+    job = runner.compile_spec(Config.from_dict(config), str(tmp_path), "spans.json")
+    spec = json.loads(open(job).read())["pipelineSpec"]
+    backend = Backend(str(tmp_path / "backend"))
+    read = {}
+    for asked in (None, 1):
+        result = backend.run_task(spec, "ImportExampleGen", str(tmp_path / "root"), f"r{asked}",
+                                  {}, parameters=backend_emulator.run_parameters(
+                                      spec, {"span": asked} if asked else {}))
+        read[asked] = result["outputs"]["examples"]["metadata"]["custom:span"]
+    assert read == {None: 2, 1: 1}
+    with pytest.raises(TaskFailed, match=r"(?s)ImportExampleGen.*data' has no span-9 directory "
+                                         r"\(spans: \[1, 2\]\)"):
+        backend.run_task(spec, "ImportExampleGen", str(tmp_path / "root"), "r9", {},
+                         parameters=backend_emulator.run_parameters(spec, {"span": 9}))

@@ -61,7 +61,8 @@ def _config(endpoint):
         "serving_dir": SERVING, "statistics_dir": f"s3://{BUCKET}/statistics",
         "schema_path": SCHEMA_PATH, "trainer_gpus": 0,
         "beam_pipeline_args": config["beam_pipeline_args"],
-        "s3_endpoint": endpoint, "s3_secret": SECRET})
+        "s3_endpoint": endpoint, "s3_secret": SECRET,
+        "infra_validation": False})                   # no Kubernetes API to start TF Serving
     return Config.from_dict(config)
 
 

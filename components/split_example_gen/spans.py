@@ -4,8 +4,12 @@ import os
 import re
 
 import tensorflow as tf
+from tfx.proto import range_config_pb2
+from tfx.utils import proto_utils
 
 SPAN_DIR = "span-{SPAN}"          # the span directory in ExampleGen's split patterns
+REQUESTED_SPAN_KEY = "requested_span"     # ExampleGen's execution parameter (0: the newest)
+RANGE_CONFIG_KEY = "range_config"
 _SPAN_NAME = re.compile(r"^span-([1-9][0-9]*)$")
 
 
@@ -38,6 +42,26 @@ def window(data_root, span, size):
         raise ValueError(f"invalid input: {data_root!r} has no span-{span} directory (spans: "
                          f"{sorted(found) or 'none'})")
     return sorted(n for n in found if n <= span)[-size:]
+
+
+def range_config(span):
+    """ExampleGen's RangeConfig reading span `span` (the driver resolves nothing else)."""
+    return range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+        start_span_number=span, end_span_number=span))
+
+
+def with_requested_span(parameters):
+    """ExampleGen's execution parameters (`parameters`: name -> value) with a positive
+    `requested_span` turned into the range config TFX's driver resolves; unchanged for 0 or
+    none (the driver takes the newest span). ValueError for a negative span, or one the input
+    base (`input_base`) does not hold, naming the spans it holds."""
+    span = int(parameters.get(REQUESTED_SPAN_KEY) or 0)
+    if span < 0:
+        raise ValueError(f"invalid span {span}: a span number (>= 1), or 0 for the newest")
+    if not span:
+        return parameters
+    window(parameters["input_base"], span, 1)
+    return dict(parameters, **{RANGE_CONFIG_KEY: proto_utils.proto_to_json(range_config(span))})
 
 
 def in_span(pattern, span):

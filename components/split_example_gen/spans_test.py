@@ -45,6 +45,22 @@ def _config(**data):
     return Config.from_dict({"data": data})
 
 
+def test_a_requested_span_becomes_the_range_the_driver_resolves(tmp_path):
+    _layout(tmp_path, [1, 2, 4])
+    given = {"input_base": str(tmp_path), spans.REQUESTED_SPAN_KEY: 2, "x": "kept"}
+    asked = spans.with_requested_span(given)
+    assert json.loads(asked.pop(spans.RANGE_CONFIG_KEY)) == {
+        "static_range": {"start_span_number": 2, "end_span_number": 2}}
+    assert asked == given
+    for newest in ({"input_base": str(tmp_path), spans.REQUESTED_SPAN_KEY: 0},
+                   {"input_base": str(tmp_path)}):
+        assert spans.with_requested_span(newest) is newest          # the driver takes span 4
+    with pytest.raises(ValueError, match=r"has no span-3 directory \(spans: \[1, 2, 4\]\)"):
+        spans.with_requested_span(dict(given, **{spans.REQUESTED_SPAN_KEY: 3}))
+    with pytest.raises(ValueError, match="invalid span -1"):
+        spans.with_requested_span(dict(given, **{spans.REQUESTED_SPAN_KEY: -1}))
+
+
 def test_the_pipeline_reads_span_patterns_and_a_range_for_a_given_span(tmp_path):
     _layout(tmp_path, [1, 2])
     for n in (1, 2):
