@@ -244,3 +244,24 @@ def test_lt4rec_kubeflow_emulate_runs_a_job_and_reports_refusals(backend, tmp_pa
     job.write_text(json.dumps({"pipelineSpec": _toy_spec(version="2.0.0")}))
     assert cli.main(args) == 1
     assert "only supports schema version 2.1.0" in capsys.readouterr().err
+
+
+def test_lt4rec_kubeflow_emulate_warns_of_a_push_gate_it_cannot_serve(backend, tmp_path, capsys):
+    """A spec compiled with the InfraValidator (the default) runs, with a warning that the gate
+    will refuse every push here; run parameters are passed on, checked."""
+    from pipeline import cli
+    spec = _with_run_parameters(_toy_spec())
+    tasks = spec["root"]["dag"]["tasks"]
+    tasks["InfraValidator"] = tasks.pop("second")
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"pipelineSpec": spec}))
+    args = ["kubeflow", "emulate", "--pipeline", str(job), "--state", str(tmp_path / "state"),
+            "--pipeline-root", str(tmp_path / "root")]
+    assert cli.main(args + ["--param", "rows=4"]) == 0
+    captured = capsys.readouterr()
+    assert "kubeflow.infra_validation: false" in captured.err
+    assert [line.split(" in ")[0] for line in captured.out.splitlines()] == [
+        "first: COMPLETE", "InfraValidator: COMPLETE"]
+    assert _logged(backend)[0]["inputs"]["parameterValues"]["n"] == 4
+    assert cli.main(args + ["--param", "rows=four"]) == 2
+    assert "invalid run parameter rows='four': must be an integer" in capsys.readouterr().err
