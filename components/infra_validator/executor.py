@@ -51,7 +51,10 @@ class StagingKubernetesRunner(kubernetes_runner.KubernetesRunner):
         return pod
 
     def GetLogs(self):
-        """The staging and the model server containers' logs (what exists of them)."""
+        """The staging and the model server containers' logs (what exists of them); None
+        before the pod was created."""
+        if not self._pod_name:
+            return None
         logs = []
         for container in (STAGE_CONTAINER, SERVER_CONTAINER):
             try:
@@ -60,7 +63,7 @@ class StagingKubernetesRunner(kubernetes_runner.KubernetesRunner):
             except Exception as error:  # pylint: disable=broad-except
                 text = f"(no log: {error})"
             logs.append(f"--- {container} ---\n{text}")
-        return "\n".join(logs) if self._pod_name else None
+        return "\n".join(logs)
 
 
 class Executor(tfx_executor.Executor):
